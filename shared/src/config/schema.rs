@@ -1,0 +1,260 @@
+//! The config schema. Defaults are the values a fresh deployment should run with.
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Region;
+use crate::breaker::BreakerConfig;
+use crate::failover::RetryPolicy;
+use crate::pricing::Price;
+use crate::providers::ProviderKind;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    pub providers: Vec<ProviderConfig>,
+    pub deployments: Vec<DeploymentConfig>,
+    pub models: Vec<ModelConfig>,
+    #[serde(default)]
+    pub routes: std::collections::BTreeMap<String, RouteConfig>,
+    #[serde(default)]
+    pub breaker: BreakerSettings,
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8080`; port 0 picks a free port.
+    pub listen: String,
+    /// The region this backend serves; tenants homed elsewhere are refused.
+    pub region: Region,
+    /// How long shutdown waits for in-flight streams to finish.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: "127.0.0.1:8080".into(), region: Region::Eu, drain_timeout_ms: 30_000 }
+    }
+}
+
+/// What to do with request fields the gateway does not model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownFieldPolicy {
+    /// 400 naming the field.
+    Reject,
+    /// Silently removed before the provider call.
+    Drop,
+    /// Sent to OpenAI-compatible providers as they are (LiteLLM's behaviour).
+    Passthrough,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_messages: usize,
+    /// Upper bound for `max_tokens` / `max_completion_tokens`.
+    pub max_output_tokens: u32,
+    /// Output cap sent to providers that require one when the client gave none.
+    pub default_max_tokens: u32,
+    pub unknown_fields: UnknownFieldPolicy,
+    /// Requests per minute per API key (in-memory limiter in this host).
+    pub requests_per_minute: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 4 * 1024 * 1024,
+            max_messages: 512,
+            max_output_tokens: 128_000,
+            default_max_tokens: 4096,
+            unknown_fields: UnknownFieldPolicy::Passthrough,
+            requests_per_minute: 6_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Defaults to the provider's public endpoint.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Name of the environment variable holding the key (never the key itself).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Where the provider processes data; tenants restricted to their region only use matching providers.
+    #[serde(default)]
+    pub region: Option<Region>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    pub name: String,
+    pub provider: String,
+    /// The provider's model name.
+    pub model: String,
+    #[serde(default = "one")]
+    pub weight: u32,
+    #[serde(default)]
+    pub price: Option<Price>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Try deployments in the listed order.
+    #[default]
+    Ordered,
+    /// Spread by weight, preferring lower latency (power of two choices on EWMA).
+    Weighted,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The name clients send as `model`.
+    pub name: String,
+    pub deployments: Vec<String>,
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Larger-context deployments for prompts that do not fit.
+    #[serde(default)]
+    pub context_fallbacks: Vec<String>,
+    /// Which entry of `routes` sets this model's timeouts and retries.
+    #[serde(default = "default_route")]
+    pub route: String,
+}
+
+fn default_route() -> String {
+    "default".into()
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    pub connect_ms: u64,
+    /// Until response headers.
+    pub first_byte_ms: u64,
+    /// Until the first token of a stream (or the whole body of a non-stream response).
+    pub first_token_ms: u64,
+    /// Longest gap between two stream chunks.
+    pub idle_ms: u64,
+    /// The whole request, every attempt included.
+    pub total_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { connect_ms: 2_000, first_byte_ms: 30_000, first_token_ms: 30_000, idle_ms: 30_000, total_ms: 300_000 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    pub max_attempts: u32,
+    pub max_attempts_per_deployment: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    pub max_retry_after_ms: u64,
+    pub continue_broken_streams: bool,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        let p = RetryPolicy::default();
+        RetrySettings {
+            max_attempts: p.max_attempts,
+            max_attempts_per_deployment: p.max_attempts_per_deployment,
+            backoff_base_ms: p.backoff_base_ms,
+            backoff_max_ms: p.backoff_max_ms,
+            max_retry_after_ms: p.max_retry_after_ms,
+            continue_broken_streams: p.continue_broken_streams,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteConfig {
+    pub timeouts: Timeouts,
+    pub retry: RetrySettings,
+}
+
+impl RouteConfig {
+    pub fn policy(&self) -> RetryPolicy {
+        let r = self.retry;
+        RetryPolicy {
+            max_attempts: r.max_attempts,
+            max_attempts_per_deployment: r.max_attempts_per_deployment,
+            backoff_base_ms: r.backoff_base_ms,
+            backoff_max_ms: r.backoff_max_ms,
+            max_retry_after_ms: r.max_retry_after_ms,
+            total_budget_ms: self.timeouts.total_ms,
+            continue_broken_streams: r.continue_broken_streams,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSettings {
+    pub failure_threshold: u32,
+    pub cooldown_ms: u64,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        let b = BreakerConfig::default();
+        BreakerSettings { failure_threshold: b.failure_threshold, cooldown_ms: b.cooldown_ms }
+    }
+}
+
+impl From<BreakerSettings> for BreakerConfig {
+    fn from(b: BreakerSettings) -> Self {
+        BreakerConfig { failure_threshold: b.failure_threshold, cooldown_ms: b.cooldown_ms }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub id: String,
+    pub region: Region,
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// Model aliases the tenant may call; `*` for all.
+    #[serde(default = "all_models")]
+    pub allowed_models: Vec<String>,
+    /// Only call providers tagged with the tenant's region.
+    #[serde(default)]
+    pub providers_in_region_only: bool,
+}
+
+fn all_models() -> Vec<String> {
+    vec!["*".into()]
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    pub name: String,
+    /// Hex SHA-256 of the key (`meridian-regional hash-key <key>` prints it).
+    pub sha256: String,
+}

@@ -1,0 +1,142 @@
+//! Whole-config validation with the exact path of each problem.
+
+use std::collections::HashSet;
+
+use super::Config;
+use crate::auth::ApiKeyDigest;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config error at `{path}`: {message}")]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError { path: path.into(), message: message.into() }
+}
+
+fn unique<'a>(names: impl Iterator<Item = &'a str>, section: &str) -> Result<HashSet<&'a str>, ConfigError> {
+    let mut seen = HashSet::new();
+    for (i, n) in names.enumerate() {
+        if n.trim().is_empty() {
+            return Err(err(format!("{section}[{i}].name"), "must not be empty"));
+        }
+        if !seen.insert(n) {
+            return Err(err(format!("{section}[{i}].name"), format!("duplicate name {n:?}")));
+        }
+    }
+    Ok(seen)
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let providers = unique(self.providers.iter().map(|p| p.name.as_str()), "providers")?;
+        let deployments = unique(self.deployments.iter().map(|d| d.name.as_str()), "deployments")?;
+        unique(self.models.iter().map(|m| m.name.as_str()), "models")?;
+        unique(self.tenants.iter().map(|t| t.id.as_str()), "tenants")?;
+        for (i, p) in self.providers.iter().enumerate() {
+            if let Some(u) = &p.base_url {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(err(format!("providers[{i}].base_url"), format!("{u:?} is not an http(s) URL")));
+                }
+            }
+            if let Some(e) = &p.api_key_env {
+                if e.is_empty() || !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(err(format!("providers[{i}].api_key_env"), "must name an environment variable, not hold a key"));
+                }
+            }
+        }
+        for (i, d) in self.deployments.iter().enumerate() {
+            if !providers.contains(d.provider.as_str()) {
+                return Err(err(format!("deployments[{i}].provider"), format!("no provider named {:?}", d.provider)));
+            }
+            if d.model.is_empty() {
+                return Err(err(format!("deployments[{i}].model"), "must not be empty"));
+            }
+        }
+        for (i, m) in self.models.iter().enumerate() {
+            if m.deployments.is_empty() {
+                return Err(err(format!("models[{i}].deployments"), "needs at least one deployment"));
+            }
+            for (j, d) in m.deployments.iter().enumerate() {
+                if !deployments.contains(d.as_str()) {
+                    return Err(err(format!("models[{i}].deployments[{j}]"), format!("no deployment named {d:?}")));
+                }
+            }
+            for (j, d) in m.context_fallbacks.iter().enumerate() {
+                if !deployments.contains(d.as_str()) {
+                    return Err(err(format!("models[{i}].context_fallbacks[{j}]"), format!("no deployment named {d:?}")));
+                }
+            }
+            if m.route != "default" && !self.routes.contains_key(&m.route) {
+                return Err(err(format!("models[{i}].route"), format!("no route named {:?}", m.route)));
+            }
+        }
+        for (name, r) in &self.routes {
+            let t = r.timeouts;
+            for (field, v) in [("connect_ms", t.connect_ms), ("first_byte_ms", t.first_byte_ms), ("first_token_ms", t.first_token_ms), ("idle_ms", t.idle_ms), ("total_ms", t.total_ms)] {
+                if v == 0 {
+                    return Err(err(format!("routes.{name}.timeouts.{field}"), "must be greater than 0"));
+                }
+            }
+            if r.retry.max_attempts == 0 || r.retry.max_attempts_per_deployment == 0 {
+                return Err(err(format!("routes.{name}.retry"), "max_attempts and max_attempts_per_deployment must be at least 1"));
+            }
+        }
+        for (i, t) in self.tenants.iter().enumerate() {
+            for (j, k) in t.api_keys.iter().enumerate() {
+                if ApiKeyDigest::from_hex(&k.sha256).is_none() {
+                    return Err(err(format!("tenants[{i}].api_keys[{j}].sha256"), "must be 64 hex characters (the SHA-256 of the key)"));
+                }
+            }
+        }
+        let l = &self.limits;
+        if l.max_body_bytes == 0 || l.max_messages == 0 || l.max_output_tokens == 0 || l.default_max_tokens == 0 {
+            return Err(err("limits", "every limit must be greater than 0"));
+        }
+        if self.breaker.failure_threshold == 0 {
+            return Err(err("breaker.failure_threshold", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const OK: &str = r#"
+providers:
+  - { name: p, kind: openai, base_url: "http://127.0.0.1:1/v1", api_key_env: OPENAI_API_KEY }
+deployments:
+  - { name: d1, provider: p, model: gpt-4o }
+models:
+  - { name: gpt-4o, deployments: [d1] }
+tenants:
+  - id: t1
+    region: eu
+    api_keys: [{ name: k, sha256: "0000000000000000000000000000000000000000000000000000000000000000" }]
+"#;
+
+    fn path_of(yaml: &str) -> String {
+        Config::from_yaml(yaml).unwrap_err().path
+    }
+
+    #[test]
+    fn valid_config_loads() {
+        let c = Config::from_yaml(OK).unwrap();
+        assert_eq!(c.limits.max_messages, 512);
+    }
+
+    #[test]
+    fn errors_name_the_exact_path() {
+        assert_eq!(path_of(&OK.replace("kind: openai", "kind: openia")), "providers[0].kind");
+        assert_eq!(path_of(&OK.replace("deployments: [d1]", "deployments: [d1, d2]")), "models[0].deployments[1]");
+        assert_eq!(path_of(&OK.replace("provider: p,", "provider: q,")), "deployments[0].provider");
+        assert_eq!(path_of(&OK.replace("\"0000", "\"zz00")), "tenants[0].api_keys[0].sha256");
+        assert_eq!(path_of(&OK.replace("model: gpt-4o }", "model: gpt-4o, wieght: 2 }")), "deployments[0].wieght");
+        assert_eq!(path_of(&OK.replace("api_key_env: OPENAI_API_KEY", "api_key_env: sk-live-123")), "providers[0].api_key_env");
+        assert_eq!(path_of(&format!("{OK}routes:\n  default:\n    timeouts: {{ idle_ms: 0 }}\n")), "routes.default.timeouts.idle_ms");
+    }
+}

@@ -1,0 +1,26 @@
+//! # meridian-shared
+//!
+//! The host-agnostic, sans-I/O core of the Meridian gateway. Nothing here opens a
+//! socket, spawns a task or reads a clock: hosts (the Cloudflare Worker in `edge/`
+//! and the axum backend in `regional/`) feed bytes, outcomes and the current time
+//! in, and get decisions and bytes out.
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`api`] | OpenAI-compatible wire types and the error envelope |
+//! | [`providers`] | per-provider request builders, response parsers, stream decoders, error classification |
+//! | [`failover`] | the failover state machine: retry, fail over, continue, give up |
+//! | [`breaker`] | circuit breakers, latency EWMA and deployment choice |
+//! | [`ratelimit`] | GCRA rate-limit math |
+//! | [`auth`] | API-key hashing and the authenticated principal |
+//! | [`config`] | the YAML config schema and its validation |
+//! | [`pricing`] | the per-model price table and cost computation |
+
+pub mod api;
+pub mod auth;
+pub mod breaker;
+pub mod config;
+pub mod failover;
+pub mod pricing;
+pub mod providers;
+pub mod ratelimit;
