@@ -1,1 +1,81 @@
-fn main(){}
+//! `meridian-mock`: a fast, deterministic, fault-injecting stand-in for the OpenAI,
+//! Anthropic and Gemini APIs, speaking each wire format exactly.
+//!
+//! ```text
+//! meridian-mock --listen 127.0.0.1:0      # prints "meridian-mock listening on http://ADDR"
+//! ```
+//! Faults are chosen per request by the model name (`gpt-4o@status=503,retry_after=2`),
+//! the `x-mock-fault` header, or a `--faults` YAML file mapping model → directives.
+//! `GET /_mock/attempts?model=X` lists what was received; `DELETE /_mock/attempts` clears.
+
+mod anthropic;
+mod attempts;
+mod conn;
+mod content;
+mod faults;
+mod gemini;
+mod handler;
+mod openai;
+mod script;
+mod wire;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use clap::Parser;
+
+use crate::conn::{ResetHandle, ResettableListener};
+
+#[derive(Parser)]
+#[command(about = "Fault-injecting mock of the OpenAI, Anthropic and Gemini APIs")]
+struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:9100", env = "MERIDIAN_MOCK_LISTEN")]
+    listen: String,
+    /// YAML map of model name → fault directives applied to every request for that model.
+    #[arg(long)]
+    faults: Option<std::path::PathBuf>,
+    /// Default number of answer tokens.
+    #[arg(long, default_value_t = 12)]
+    tokens: usize,
+}
+
+pub struct State {
+    pub log: attempts::Log,
+    pub faults: HashMap<String, String>,
+    pub tokens: usize,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let faults = match &args.faults {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        }
+        None => HashMap::new(),
+    };
+    let state = Arc::new(State { log: attempts::Log::new(), faults, tokens: args.tokens });
+    let app = Router::new()
+        .route("/v1/chat/completions", post(handler::openai_chat))
+        .route("/chat/completions", post(handler::openai_chat))
+        .route("/v1/embeddings", post(handler::openai_embeddings))
+        .route("/v1/models", get(handler::models))
+        .route("/v1/messages", post(handler::anthropic_messages))
+        .route("/v1beta/models/{*model_action}", post(handler::gemini))
+        .route("/_mock/attempts", get(handler::list_attempts).delete(handler::clear_attempts))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(&args.listen).await.unwrap_or_else(|e| panic!("cannot listen on {}: {e}", args.listen));
+    let addr = listener.local_addr().expect("bound address");
+    println!("meridian-mock listening on http://{addr}");
+    axum::serve(ResettableListener(listener), app.into_make_service_with_connect_info::<ResetHandle>())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .expect("server runs");
+}

@@ -1,0 +1,68 @@
+//! The log of attempts the mock received, so tests can count retries and measure gaps.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub seq: u64,
+    /// Milliseconds since the mock started (monotonic).
+    pub at_ms: f64,
+    pub wire: &'static str,
+    pub path: String,
+    pub model: String,
+    pub stream: bool,
+    /// The last message's text, for checking continuations.
+    pub last_message: String,
+    pub message_count: usize,
+}
+
+pub struct Log {
+    started: Instant,
+    attempts: Mutex<Vec<Attempt>>,
+    /// Per model: first request time (flapping) and request count (fail_first).
+    seen: Mutex<HashMap<String, (Instant, u64)>>,
+}
+
+const KEEP: usize = 100_000;
+
+impl Log {
+    pub fn new() -> Self {
+        Log { started: Instant::now(), attempts: Mutex::new(Vec::new()), seen: Mutex::new(HashMap::new()) }
+    }
+
+    /// Records an attempt; returns (seconds since this model was first seen, prior count).
+    pub fn record(&self, mut a: Attempt) -> (f64, u64) {
+        let now = Instant::now();
+        a.at_ms = now.duration_since(self.started).as_secs_f64() * 1000.0;
+        let mut v = self.attempts.lock().unwrap();
+        a.seq = v.last().map(|l| l.seq + 1).unwrap_or(1);
+        if v.len() >= KEEP {
+            v.drain(..KEEP / 2);
+        }
+        v.push(a.clone());
+        drop(v);
+        let mut seen = self.seen.lock().unwrap();
+        let e = seen.entry(a.model.clone()).or_insert((now, 0));
+        let prior = e.1;
+        e.1 += 1;
+        (now.duration_since(e.0).as_secs_f64(), prior)
+    }
+
+    pub fn list(&self, model_contains: Option<&str>) -> Vec<Attempt> {
+        let v = self.attempts.lock().unwrap();
+        v.iter().filter(|a| model_contains.is_none_or(|m| a.model.contains(m))).cloned().collect()
+    }
+
+    pub fn clear(&self) {
+        self.attempts.lock().unwrap().clear();
+        self.seen.lock().unwrap().clear();
+    }
+}
+
+pub fn unix_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
