@@ -37,6 +37,12 @@ async fn play(script: Script, f: Faults, tx: mpsc::Sender<Frame>) {
     let gap = f.tps.filter(|&t| t > 0).map(|t| Duration::from_micros(1_000_000 / t));
     for (i, tok) in script.tokens.into_iter().enumerate() {
         if f.cut_after == Some(i) {
+            // Let the frames already queued reach the socket, so the client really has
+            // the first i tokens when the connection dies.
+            while tx.capacity() < tx.max_capacity() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
             let _ = tx.send(Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "mock fault: cut"))).await;
             return;
         }

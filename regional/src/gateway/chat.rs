@@ -1,0 +1,73 @@
+//! `POST /v1/chat/completions`: steps 2, 4 and 8 of the request path (parse and
+//! validate, RBAC, route), then hands over to the non-streaming or streaming driver.
+
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use meridian_shared::api::{ChatRequest, GatewayError};
+use meridian_shared::auth::Principal;
+
+use super::error::ApiError;
+use super::headers::Trace;
+use super::{complete, request, stream};
+use crate::state::SharedState;
+use crate::usage::{self, UsageEvent};
+
+/// RBAC and routing shared by every model-addressed endpoint.
+pub fn authorise<'a>(st: &'a SharedState, principal: &Principal, model: &str) -> Result<&'a crate::routing::ModelRoute, ApiError> {
+    if !principal.may_use_model(model) {
+        return Err(GatewayError::Forbidden(format!("this API key may not use model {model:?}")).into());
+    }
+    st.router.models.get(model).ok_or_else(|| GatewayError::NotFound(format!("the model {model:?} does not exist")).into())
+}
+
+pub async fn handle(State(st): State<SharedState>, req: Request) -> Response {
+    let trace = Trace::new();
+    let Some(principal) = req.extensions().get::<Principal>().cloned() else {
+        return ApiError::from(GatewayError::Unauthenticated("missing API key".into())).into_response();
+    };
+    let bytes = match request::read_body(req.into_body(), st.config.limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let mut chat: ChatRequest = match request::parse_json(&bytes) {
+        Ok(c) => c,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if let Err(e) = request::validate_chat(&mut chat, &st.config.limits) {
+        return ApiError::from(e).into_response();
+    }
+    let model = match authorise(&st, &principal, &chat.model) {
+        Ok(m) => m,
+        Err(e) => return e.into_response(),
+    };
+    tracing::Span::current().record("model", chat.model.as_str());
+    let region = st.tenant_in_region_only(&principal.tenant).then_some(principal.home_region);
+    if chat.is_stream() {
+        let name = chat.model.clone();
+        return stream::respond(st.clone(), chat, name, principal, region, trace).await;
+    }
+    let mut trace = trace;
+    match complete::run(&st, &complete::Chat(&chat), model, region, &mut trace).await {
+        Ok((resp, d)) => {
+            let dep = &st.router.deployments[d];
+            let u = resp.usage.unwrap_or_default();
+            let event = UsageEvent::new(&principal, dep, &resp.model, u, trace.started.elapsed(), false);
+            let cost = event.cost_usd;
+            usage::emit(&st, event);
+            let mut out = axum::Json(resp).into_response();
+            let h = out.headers_mut();
+            for (k, v) in trace.headers() {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    h.insert(k, v);
+                }
+            }
+            if let Some(c) = cost {
+                h.insert("x-meridian-cost-usd", HeaderValue::from_str(&format!("{c:.8}")).unwrap());
+            }
+            metrics::histogram!("meridian_gateway_overhead_seconds").record(trace.overhead_ms() / 1000.0);
+            out
+        }
+        Err(e) => e.into_response(),
+    }
+}

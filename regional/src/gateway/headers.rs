@@ -1,0 +1,33 @@
+//! The `x-meridian-*` headers every response carries.
+
+use std::time::Instant;
+
+pub struct Trace {
+    pub started: Instant,
+    /// Time spent waiting on providers or in deliberate backoff: not gateway overhead.
+    pub upstream_ms: f64,
+    pub attempts: u32,
+    pub deployment: Option<String>,
+    pub provider: Option<String>,
+}
+
+impl Trace {
+    pub fn new() -> Self {
+        Trace { started: Instant::now(), upstream_ms: 0.0, attempts: 0, deployment: None, provider: None }
+    }
+
+    pub fn overhead_ms(&self) -> f64 {
+        (self.started.elapsed().as_secs_f64() * 1000.0 - self.upstream_ms).max(0.0)
+    }
+
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut h = vec![("x-meridian-attempts", self.attempts.to_string()), ("x-meridian-overhead-ms", format!("{:.3}", self.overhead_ms())), ("x-meridian-cache", "miss".into())];
+        if let Some(p) = &self.provider {
+            h.push(("x-meridian-provider", p.clone()));
+        }
+        if let Some(d) = &self.deployment {
+            h.push(("x-meridian-deployment", d.clone()));
+        }
+        h
+    }
+}

@@ -1,0 +1,80 @@
+//! Process-wide state of a regional gateway: the validated config, the resolved
+//! deployments, HTTP clients per route, and the API-key index.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use meridian_shared::auth::{ApiKeyDigest, Principal};
+use meridian_shared::config::{Config, RouteConfig};
+use meridian_shared::pricing::PriceTable;
+
+use crate::gateway::ratelimit::{InMemoryLimiter, RateLimiter};
+use crate::routing::Router;
+
+pub struct AppState {
+    pub config: Config,
+    pub router: Router,
+    pub prices: PriceTable,
+    /// One HTTP client per route, since connect timeouts are per route.
+    clients: HashMap<String, reqwest::Client>,
+    keys: HashMap<ApiKeyDigest, Principal>,
+    pub limiter: Box<dyn RateLimiter>,
+    started: Instant,
+}
+
+pub type SharedState = Arc<AppState>;
+
+fn client(route: &RouteConfig) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(route.timeouts.connect_ms))
+        .pool_max_idle_per_host(512)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .build()
+        .expect("HTTP client builds")
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Result<Self, String> {
+        let router = Router::from_config(&config)?;
+        let mut clients = HashMap::new();
+        clients.insert("default".to_string(), client(&config.routes.get("default").copied().unwrap_or_default()));
+        for (name, r) in &config.routes {
+            clients.insert(name.clone(), client(r));
+        }
+        let mut keys = HashMap::new();
+        for t in &config.tenants {
+            for k in &t.api_keys {
+                let digest = ApiKeyDigest::from_hex(&k.sha256).ok_or("validated digest")?;
+                keys.insert(
+                    digest,
+                    Principal { tenant: t.id.clone(), key_name: k.name.clone(), home_region: t.region, allowed_models: t.allowed_models.clone() },
+                );
+            }
+        }
+        let limiter = Box::new(InMemoryLimiter::new(config.limits.requests_per_minute, 60_000));
+        Ok(AppState { router, prices: PriceTable::default(), clients, keys, limiter, started: Instant::now(), config })
+    }
+
+    /// Monotonic milliseconds since start: the clock handed to the sans-I/O core.
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn client(&self, route: &str) -> &reqwest::Client {
+        self.clients.get(route).unwrap_or_else(|| &self.clients["default"])
+    }
+
+    pub fn route(&self, name: &str) -> RouteConfig {
+        self.config.routes.get(name).copied().unwrap_or_default()
+    }
+
+    pub fn principal(&self, digest: &ApiKeyDigest) -> Option<&Principal> {
+        self.keys.get(digest)
+    }
+
+    pub fn tenant_in_region_only(&self, tenant: &str) -> bool {
+        self.config.tenants.iter().any(|t| t.id == tenant && t.providers_in_region_only)
+    }
+}
