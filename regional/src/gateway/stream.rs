@@ -226,6 +226,8 @@ async fn drive(st: SharedState, req: ChatRequest, model_name: String, principal:
                         return;
                     }
                     Err(Stop::Failed(e)) => {
+                        // Chunks held back from a failed attempt never reach the client.
+                        relay.held.clear();
                         span.in_scope(|| tracing::warn!(class = e.class.as_str(), status = e.status, error = %e.message, "attempt failed"));
                         metrics::counter!("meridian_attempt_failures_total", "deployment" => dep.name.clone(), "class" => e.class.as_str()).increment(1);
                         st.router.record_failure(d, e.class, st.now_ms());
