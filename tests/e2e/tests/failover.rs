@@ -332,7 +332,7 @@ models:
             fast += 1;
         }
     }
-    assert!(fast >= 30 && fast < 60, "p2c on EWMA favours the fast one but still samples the other: {fast}/60");
+    assert!((30..60).contains(&fast), "p2c on EWMA favours the fast one but still samples the other: {fast}/60");
 }
 
 #[tokio::test]

@@ -90,15 +90,14 @@ pub fn stream(r: &Reply, faults: Faults) -> Response {
         3,
     )];
     let mut tokens = Vec::new();
-    let stop;
-    match &r.tool {
+    let stop = match &r.tool {
         Some(name) => {
             head.push(event("content_block_start", &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": format!("toolu_{}", r.id), "name": name, "input": {}}}), 5));
             head.push(Bytes::from_static(b"event: ping\ndata: {\"type\": \"ping\"}\n\n"));
             for piece in ["", "{\"city\": ", "\"Paris\"}"] {
                 tokens.push(event("content_block_delta", &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": piece}}), 2));
             }
-            stop = "tool_use";
+            "tool_use"
         }
         None => {
             head.push(event("content_block_start", &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}), 11));
@@ -106,9 +105,9 @@ pub fn stream(r: &Reply, faults: Faults) -> Response {
             for (i, t) in r.tokens.iter().enumerate() {
                 tokens.push(event("content_block_delta", &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}}), i % 7));
             }
-            stop = "end_turn";
+            "end_turn"
         }
-    }
+    };
     let finish = vec![
         event("content_block_stop", &json!({"type": "content_block_stop", "index": 0}), 1),
         event("message_delta", &json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": usage(r)}), 4),
