@@ -60,6 +60,9 @@ async fn shutdown_signal() {
     }
 }
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     match Cli::parse().command {

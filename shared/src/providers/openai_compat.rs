@@ -2,7 +2,7 @@
 //! DeepSeek, Mistral, vLLM, Ollama and any other OpenAI-compatible endpoint. Their
 //! differences are the data in [`Flavour`].
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::http::{join_url, Target, UpstreamRequest};
 use super::sse::SseDecoder;
@@ -67,43 +67,35 @@ fn bearer(target: &Target<'_>) -> Vec<(&'static str, String)> {
 
 /// Serialises the request for this flavour, with the deployment's model name.
 pub fn build_chat(f: Flavour, target: Target<'_>, req: &ChatRequest, stream: bool) -> UpstreamRequest {
-    let mut body = match serde_json::to_value(req) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    body.insert("model".into(), Value::String(target.model.to_string()));
+    let mut body = req.clone();
+    body.model = target.model.to_string();
     if stream {
-        body.insert("stream".into(), Value::Bool(true));
-        if f.accepts_stream_options {
-            // Always ask for usage: the gateway bills on it, whatever the client asked.
-            let mut opts = match body.remove("stream_options") {
-                Some(Value::Object(m)) => m,
-                _ => Map::new(),
-            };
-            opts.insert("include_usage".into(), Value::Bool(true));
-            body.insert("stream_options".into(), Value::Object(opts));
-        } else {
-            body.remove("stream_options");
-        }
+        body.stream = Some(true);
+        // Always ask for usage where the flavour accepts it: the gateway bills on it.
+        body.stream_options = f.accepts_stream_options.then(|| {
+            let mut o = req.stream_options.clone().unwrap_or_default();
+            o.include_usage = Some(true);
+            o
+        });
     } else {
-        body.remove("stream");
-        body.remove("stream_options");
+        body.stream = None;
+        body.stream_options = None;
     }
     if !f.accepts_max_completion_tokens {
-        if let Some(v) = body.remove("max_completion_tokens") {
-            body.insert("max_tokens".into(), v);
+        if let Some(v) = body.max_completion_tokens.take() {
+            body.max_tokens = Some(v);
         }
     }
     if f.seed_field != "seed" {
-        if let Some(v) = body.remove("seed") {
-            body.insert(f.seed_field.into(), v);
+        if let Some(v) = body.seed.take() {
+            body.extra.insert(f.seed_field.into(), Value::from(v));
         }
     }
     UpstreamRequest {
         method: "POST",
         url: join_url(target.base_url, "/chat/completions"),
         headers: bearer(&target),
-        body: serde_json::to_vec(&body).expect("json map serialises"),
+        body: serde_json::to_vec(&body).expect("request serialises"),
     }
 }
 
@@ -164,7 +156,22 @@ fn fill_cached_tokens(v: &mut Value) {
     }
 }
 
+/// Flavours whose responses are OpenAI's shape exactly can skip the generic rewrite.
+fn plain(f: Flavour) -> bool {
+    matches!(f.kind, ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Vllm)
+}
+
 pub fn parse_chat(f: Flavour, body: &[u8]) -> Result<ChatResponse, UpstreamError> {
+    if plain(f) {
+        if let Ok(mut r) = serde_json::from_slice::<ChatResponse>(body) {
+            for c in &mut r.choices {
+                if c.message.tool_calls.as_ref().is_some_and(Vec::is_empty) {
+                    c.message.tool_calls = None;
+                }
+            }
+            return Ok(r);
+        }
+    }
     let mut v: Value = serde_json::from_slice(body)
         .map_err(|e| UpstreamError::new(ErrorClass::Transient, Some(200), format!("provider sent invalid JSON: {e}")))?;
     normalise(f, &mut v, "message");
@@ -192,6 +199,12 @@ impl ChunkDecoder {
             if data == "[DONE]" {
                 out.push(StreamEvent::Done);
                 continue;
+            }
+            if plain(self.flavour) && !data.starts_with("{\"error\"") {
+                if let Ok(chunk) = serde_json::from_str::<ChatChunk>(data) {
+                    out.push(StreamEvent::Chunk(chunk));
+                    continue;
+                }
             }
             let mut v: Value = serde_json::from_str(data).map_err(malformed)?;
             if let Some(err) = v.get("error") {
