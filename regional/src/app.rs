@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!  1 request id + tracing span      SetRequestId / TraceLayer / PropagateRequestId
+//!    request counts and durations   gateway::observe::layer
 //!  2 body limit + parse             gateway::request (inside handlers, OpenAI errors)
 //!  3 auth (API key → principal)     gateway::auth::layer
 //!  4 region check, RBAC             gateway::auth::layer, gateway::chat::authorise
@@ -22,7 +23,7 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::gateway::{auth, chat, embeddings, models, ratelimit};
+use crate::gateway::{auth, chat, embeddings, models, observe, ratelimit};
 use crate::health;
 use crate::state::SharedState;
 
@@ -40,6 +41,7 @@ pub fn router(st: SharedState, metrics: PrometheusHandle) -> Router {
         .route("/v1/models", get(models::list))
         .layer(
             ServiceBuilder::new()
+                .layer(middleware::from_fn(observe::layer))
                 .layer(middleware::from_fn_with_state(st.clone(), auth::layer))
                 .layer(middleware::from_fn_with_state(st.clone(), ratelimit::layer)),
         );

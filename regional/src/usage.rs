@@ -30,7 +30,10 @@ pub struct UsageEvent {
 }
 
 impl UsageEvent {
-    pub fn new(p: &Principal, d: &Deployment, model: &str, u: Usage, latency: Duration, stream: bool) -> Self {
+    /// Prices the usage at the deployment's configured price, else the built-in table's
+    /// price for the model that answered.
+    pub fn new(st: &AppState, p: &Principal, d: &Deployment, model: &str, u: Usage, latency: Duration, stream: bool) -> Self {
+        let cost_usd = d.price.or_else(|| st.prices.lookup(model)).map(|price| price.cost(&u));
         UsageEvent {
             tenant: p.tenant.clone(),
             api_key: p.key_name.clone(),
@@ -41,16 +44,10 @@ impl UsageEvent {
             completion_tokens: u.completion_tokens,
             cached_tokens: u.cached_tokens(),
             reasoning_tokens: u.reasoning_tokens(),
-            cost_usd: None,
+            cost_usd,
             latency_ms: latency.as_secs_f64() * 1000.0,
             stream,
         }
-        .priced(d, &u)
-    }
-
-    fn priced(mut self, d: &Deployment, u: &Usage) -> Self {
-        self.cost_usd = d.price.map(|p| p.cost(u));
-        self
     }
 }
 
@@ -75,10 +72,7 @@ pub fn start(capacity: usize) {
     });
 }
 
-pub fn emit(st: &AppState, mut e: UsageEvent) {
-    if e.cost_usd.is_none() {
-        e.cost_usd = st.prices.lookup(&e.model).map(|p| p.cost(&Usage::new(e.prompt_tokens, e.completion_tokens).with_cached(e.cached_tokens)));
-    }
+pub fn emit(e: UsageEvent) {
     match QUEUE.get() {
         Some(q) => {
             if q.try_send(e).is_err() {

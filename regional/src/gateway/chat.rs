@@ -52,9 +52,9 @@ pub async fn handle(State(st): State<SharedState>, req: Request) -> Response {
         Ok((resp, d)) => {
             let dep = &st.router.deployments[d];
             let u = resp.usage.unwrap_or_default();
-            let event = UsageEvent::new(&principal, dep, &resp.model, u, trace.started.elapsed(), false);
+            let event = UsageEvent::new(&st, &principal, dep, &resp.model, u, trace.started.elapsed(), false);
             let cost = event.cost_usd;
-            usage::emit(&st, event);
+            usage::emit(event);
             let mut out = axum::Json(resp).into_response();
             let h = out.headers_mut();
             for (k, v) in trace.headers() {

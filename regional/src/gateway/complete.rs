@@ -82,6 +82,9 @@ pub async fn run<C: Call>(st: &AppState, call: &C, model: &ModelRoute, tenant_re
                     trace.upstream_ms += after_ms as f64;
                 }
                 trace.attempts = attempt;
+                if attempt > 1 {
+                    metrics::counter!("meridian_retries_total", "route" => model.route.clone()).increment(1);
+                }
                 let dep = &st.router.deployments[d];
                 let span = tracing::info_span!("attempt", attempt, deployment = %dep.name, provider = dep.kind.as_str());
                 let t0 = Instant::now();

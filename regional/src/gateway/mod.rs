@@ -10,6 +10,7 @@ pub mod embeddings;
 pub mod error;
 pub mod headers;
 pub mod models;
+pub mod observe;
 pub mod ratelimit;
 pub mod request;
 pub mod stream;

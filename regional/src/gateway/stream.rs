@@ -203,6 +203,9 @@ async fn drive(st: SharedState, req: ChatRequest, model_name: String, principal:
                 }
                 let dep = &st.router.deployments[d];
                 relay.trace.attempts = n;
+                if n > 1 {
+                    metrics::counter!("meridian_retries_total", "route" => model.route.clone()).increment(1);
+                }
                 relay.trace.deployment = Some(dep.name.clone());
                 relay.trace.provider = Some(dep.provider_name.clone());
                 let span = tracing::info_span!("attempt", attempt = n, deployment = %dep.name, provider = dep.kind.as_str(), continuation = mode == AttemptMode::Continue);
@@ -253,9 +256,15 @@ async fn drive(st: SharedState, req: ChatRequest, model_name: String, principal:
         c.usage = Some(usage);
         let _ = relay.send_chunk(&c).await;
     }
-    let _ = relay.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
     let dep = &st.router.deployments[answered_by];
-    usage::emit(&st, UsageEvent::new(&principal, dep, &relay.model, usage, relay.trace.started.elapsed(), true));
+    let event = UsageEvent::new(&st, &principal, dep, &relay.model, usage, relay.trace.started.elapsed(), true);
+    // Headers went out before the cost was known: report it in an SSE comment, which
+    // clients ignore by the spec, ahead of [DONE].
+    if let Some(c) = event.cost_usd {
+        let _ = relay.send(Bytes::from(format!(": x-meridian-cost-usd={c:.8} x-meridian-deployment={}\n\n", dep.name))).await;
+    }
+    let _ = relay.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+    usage::emit(event);
 }
 
 /// Starts the driver and answers once the first output chunk (or a final error) is known.

@@ -69,6 +69,24 @@ impl Proc {
         self.child.id()
     }
 
+    /// Sends SIGTERM (graceful shutdown).
+    pub fn terminate(&self) {
+        let ok = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status().map(|s| s.success()).unwrap_or(false);
+        assert!(ok, "could not signal {}", self.pid());
+    }
+
+    /// Waits up to `within` for the process to exit; returns whether it did.
+    pub fn exited_within(&mut self, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
@@ -241,6 +259,13 @@ pub async fn read_sse(r: reqwest::Response) -> Sse {
 
 pub fn header<'a>(h: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// A recorded provider payload from `../shared/fixtures/providers/`.
+pub fn fixture(path: &str) -> PathBuf {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/providers")).join(path);
+    assert!(p.exists(), "fixture {} missing", p.display());
+    p
 }
 
 /// The complete answer the mock gives to `question` (asked directly, no faults).

@@ -235,7 +235,7 @@ async fn embeddings_models_health_and_metrics() {
     assert_eq!(s.http.get(s.url("/readyz")).send().await.unwrap().status(), 200);
     let _ = s.chat_json(json!({"model": "openai", "messages": user("hi")})).await;
     let m = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    for name in ["meridian_provider_latency_seconds_bucket", "meridian_gateway_overhead_seconds_bucket"] {
+    for name in ["meridian_provider_latency_seconds_bucket", "meridian_gateway_overhead_seconds_bucket", "meridian_requests_total{route=\"/v1/chat/completions\",status=\"200\"}", "meridian_request_duration_seconds_bucket"] {
         assert!(m.contains(name), "missing {name}");
     }
 }
