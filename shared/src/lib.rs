@@ -15,6 +15,7 @@
 //! | [`auth`] | API-key hashing and the authenticated principal |
 //! | [`config`] | the YAML config schema and its validation |
 //! | [`pricing`] | the per-model price table and cost computation |
+//! | [`relay`] | the client side of a streamed answer: hold, commit, continue, finish |
 
 pub mod api;
 pub mod auth;
@@ -23,4 +24,5 @@ pub mod config;
 pub mod failover;
 pub mod pricing;
 pub mod providers;
+pub mod relay;
 pub mod ratelimit;
