@@ -10,6 +10,7 @@
 //! | [`api`] | OpenAI-compatible wire types and the error envelope |
 //! | [`providers`] | per-provider request builders, response parsers, stream decoders, error classification |
 //! | [`failover`] | the failover state machine: retry, fail over, continue, give up |
+//! | [`cache`] | exact-cache key derivation and the stored answer, replayed as JSON or SSE |
 //! | [`breaker`] | circuit breakers, latency EWMA and deployment choice |
 //! | [`ratelimit`] | GCRA rate-limit math |
 //! | [`auth`] | API-key hashing and the authenticated principal |
@@ -20,6 +21,7 @@
 pub mod api;
 pub mod auth;
 pub mod breaker;
+pub mod cache;
 pub mod config;
 pub mod failover;
 pub mod pricing;

@@ -30,6 +30,10 @@ impl Gcra {
         self.limit
     }
 
+    pub fn emission_ms(&self) -> f64 {
+        self.emission_ms
+    }
+
     /// Decides whether `cost` units may pass at `now_ms` given the stored TAT.
     pub fn check(&self, tat_ms: Option<f64>, now_ms: u64, cost: u64) -> Decision {
         let now = now_ms as f64;

@@ -2,5 +2,7 @@
 //! edge); this module decides.
 
 mod gcra;
+mod tenant;
 
 pub use gcra::{Decision, Gcra};
+pub use tenant::{LimitHeaders, LimiterState, ModelLimits, ReserveOutcome, ReserveRequest, TenantLimits};
