@@ -24,7 +24,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::gateway::{auth, chat, embeddings, models, observe, ratelimit};
-use crate::health;
+use crate::{admin, health};
 use crate::state::SharedState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -39,6 +39,7 @@ pub fn router(st: SharedState, metrics: PrometheusHandle) -> Router {
         .route("/v1/chat/completions", post(chat::handle))
         .route("/v1/embeddings", post(embeddings::handle))
         .route("/v1/models", get(models::list))
+        .route("/v1/admin/usage", get(admin::usage::report))
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::from_fn(observe::layer))
@@ -48,7 +49,8 @@ pub fn router(st: SharedState, metrics: PrometheusHandle) -> Router {
     let ops = Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
-        .route("/metrics", get(move || std::future::ready(metrics.render())));
+        .route("/metrics", get(move || std::future::ready(metrics.render())))
+        .route("/internal/usage", post(admin::usage::ingest));
     api.merge(ops).fallback(health::not_found).with_state(st).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

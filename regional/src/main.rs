@@ -1,6 +1,7 @@
 //! `meridian-regional`: the regional backend. Today it hosts the gateway pipeline
 //! natively (axum + tower); RAG, chains, media and admin join it in later issues.
 
+mod admin;
 mod app;
 mod gateway;
 mod health;
@@ -80,7 +81,7 @@ async fn main() {
             }
             let drain = Duration::from_millis(cfg.server.drain_timeout_ms);
             let state = Arc::new(state::AppState::new(cfg).unwrap_or_else(|e| fail(&e)));
-            usage::start(10_000);
+            usage::start(10_000, state.usage.clone());
             let listener = tokio::net::TcpListener::bind(&state.config.server.listen)
                 .await
                 .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", state.config.server.listen)));

@@ -20,6 +20,9 @@ pub struct AppState {
     clients: HashMap<String, reqwest::Client>,
     keys: HashMap<ApiKeyDigest, Principal>,
     pub limiter: Box<dyn RateLimiter>,
+    /// The secret the edge presents on forwarded requests and usage events.
+    pub internal_secret: Option<String>,
+    pub usage: std::sync::Arc<crate::usage::UsageStore>,
     started: Instant,
 }
 
@@ -49,12 +52,16 @@ impl AppState {
                 let digest = ApiKeyDigest::from_hex(&k.sha256).ok_or("validated digest")?;
                 keys.insert(
                     digest,
-                    Principal { tenant: t.id.clone(), key_name: k.name.clone(), home_region: t.region, allowed_models: t.allowed_models.clone() },
+                    Principal { tenant: t.id.clone(), key_name: k.name.clone(), home_region: t.region, allowed_models: t.allowed_models.clone(), roles: k.roles.clone() },
                 );
             }
         }
         let limiter = Box::new(InMemoryLimiter::new(config.limits.requests_per_minute, 60_000));
-        Ok(AppState { router, prices: PriceTable::default(), clients, keys, limiter, started: Instant::now(), config })
+        let internal_secret = match &config.server.internal_secret_env {
+            Some(var) => Some(std::env::var(var).map_err(|_| format!("server.internal_secret_env: environment variable {var} is not set"))?),
+            None => None,
+        };
+        Ok(AppState { router, prices: PriceTable::default(), clients, keys, limiter, internal_secret, usage: Default::default(), started: Instant::now(), config })
     }
 
     /// Monotonic milliseconds since start: the clock handed to the sans-I/O core.
@@ -72,6 +79,19 @@ impl AppState {
 
     pub fn principal(&self, digest: &ApiKeyDigest) -> Option<&Principal> {
         self.keys.get(digest)
+    }
+
+    /// The principal the edge vouches for on a forwarded request.
+    pub fn forwarded_principal(&self, tenant: &str, user: &str, roles: Option<Vec<String>>) -> Option<Principal> {
+        let t = self.config.tenants.iter().find(|t| t.id == tenant)?;
+        Some(Principal { tenant: t.id.clone(), key_name: user.to_string(), home_region: t.region, allowed_models: t.allowed_models.clone(), roles })
+    }
+
+    /// Constant-time check of the edge's secret.
+    pub fn is_internal(&self, presented: &str) -> bool {
+        let Some(secret) = &self.internal_secret else { return false };
+        let (a, b) = (secret.as_bytes(), presented.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 
     pub fn tenant_in_region_only(&self, tenant: &str) -> bool {

@@ -1,61 +1,73 @@
-//! Step 11: the usage event (tenant, deployment, tokens, cost, latency), emitted off the
-//! hot path through a bounded queue drained by a background task.
+//! Step 11: usage events (the shared [`UsageEvent`]) emitted off the hot path through a
+//! bounded queue, drained by a background task that logs, counts and keeps them per
+//! tenant for `GET /v1/admin/usage`. Events the edge sends arrive through
+//! `POST /internal/usage` and join the same store.
 
-use std::sync::OnceLock;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use meridian_shared::api::Usage;
 use meridian_shared::auth::Principal;
-use serde::Serialize;
+pub use meridian_shared::usage::UsageEvent;
 use tokio::sync::mpsc;
 
 use crate::routing::Deployment;
 use crate::state::AppState;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct UsageEvent {
-    pub tenant: String,
-    pub api_key: String,
-    pub deployment: String,
-    pub provider: String,
-    /// The model that answered, as the provider named it.
-    pub model: String,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub cached_tokens: u64,
-    pub reasoning_tokens: u64,
-    pub cost_usd: Option<f64>,
-    pub latency_ms: f64,
-    pub stream: bool,
+/// Events kept per tenant in memory (Postgres replaces this store in the data-plane issue).
+const KEEP_PER_TENANT: usize = 10_000;
+
+#[derive(Default)]
+pub struct UsageStore {
+    by_tenant: Mutex<HashMap<String, VecDeque<UsageEvent>>>,
 }
 
-impl UsageEvent {
-    /// Prices the usage at the deployment's configured price, else the built-in table's
-    /// price for the model that answered.
-    pub fn new(st: &AppState, p: &Principal, d: &Deployment, model: &str, u: Usage, latency: Duration, stream: bool) -> Self {
-        let cost_usd = d.price.or_else(|| st.prices.lookup(model)).map(|price| price.cost(&u));
-        UsageEvent {
-            tenant: p.tenant.clone(),
-            api_key: p.key_name.clone(),
-            deployment: d.name.clone(),
-            provider: d.provider_name.clone(),
-            model: model.to_string(),
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-            cached_tokens: u.cached_tokens(),
-            reasoning_tokens: u.reasoning_tokens(),
-            cost_usd,
-            latency_ms: latency.as_secs_f64() * 1000.0,
-            stream,
+impl UsageStore {
+    pub fn add(&self, e: UsageEvent) {
+        let mut m = self.by_tenant.lock().unwrap();
+        let q = m.entry(e.tenant.clone()).or_default();
+        if q.len() == KEEP_PER_TENANT {
+            q.pop_front();
         }
+        q.push_back(e);
     }
+
+    /// Only ever one tenant's events.
+    pub fn for_tenant(&self, tenant: &str) -> Vec<UsageEvent> {
+        self.by_tenant.lock().unwrap().get(tenant).map(|q| q.iter().cloned().collect()).unwrap_or_default()
+    }
+}
+
+/// Builds the event for an answered request, priced at the deployment's configured price,
+/// else the built-in table's price for the model that answered.
+pub fn event(st: &AppState, p: &Principal, d: &Deployment, model: &str, u: Usage, latency: Duration, stream: bool) -> UsageEvent {
+    let cost_usd = d.price.or_else(|| st.prices.lookup(model)).map(|price| price.cost(&u));
+    let mut e = UsageEvent {
+        tenant: p.tenant.clone(),
+        user: p.key_name.clone(),
+        feature: None,
+        deployment: d.name.clone(),
+        provider: d.provider_name.clone(),
+        model: model.to_string(),
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        cached_tokens: 0,
+        reasoning_tokens: 0,
+        cost_usd,
+        latency_ms: latency.as_secs_f64() * 1000.0,
+        stream,
+        cache: None,
+        via: st.config.server.region.as_str().to_string(),
+    };
+    e.tokens(&u);
+    e
 }
 
 static QUEUE: OnceLock<mpsc::Sender<UsageEvent>> = OnceLock::new();
 
-/// Starts the background drain. Events are logged as JSON lines on target
-/// `meridian::usage` and counted in metrics.
-pub fn start(capacity: usize) {
+/// Starts the background drain into `store`.
+pub fn start(capacity: usize, store: Arc<UsageStore>) {
     let (tx, mut rx) = mpsc::channel::<UsageEvent>(capacity);
     if QUEUE.set(tx).is_err() {
         return;
@@ -68,6 +80,7 @@ pub fn start(capacity: usize) {
                 metrics::counter!("meridian_cost_microdollars_total", "tenant" => e.tenant.clone()).increment((c * 1e6).round() as u64);
             }
             tracing::info!(target: "meridian::usage", event = %serde_json::to_string(&e).unwrap_or_default(), "usage");
+            store.add(e);
         }
     });
 }

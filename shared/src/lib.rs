@@ -16,6 +16,7 @@
 //! | [`auth`] | API-key hashing and the authenticated principal |
 //! | [`config`] | the YAML config schema and its validation |
 //! | [`pricing`] | the per-model price table and cost computation |
+//! | [`usage`] | the usage event both hosts emit and the home region keeps |
 //! | [`relay`] | the client side of a streamed answer: hold, commit, continue, finish |
 
 pub mod api;
@@ -27,4 +28,5 @@ pub mod failover;
 pub mod pricing;
 pub mod providers;
 pub mod relay;
+pub mod usage;
 pub mod ratelimit;

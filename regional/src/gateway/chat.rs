@@ -5,24 +5,24 @@ use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use meridian_shared::api::{ChatRequest, GatewayError};
-use meridian_shared::auth::Principal;
+use meridian_shared::auth::{roles_allow, Principal, RouteClass};
 
 use super::error::ApiError;
 use super::headers::Trace;
 use super::{complete, request, stream};
 use crate::state::SharedState;
-use crate::usage::{self, UsageEvent};
+use crate::usage;
 
 /// RBAC and routing shared by every model-addressed endpoint.
-pub fn authorise<'a>(st: &'a SharedState, principal: &Principal, model: &str) -> Result<&'a crate::routing::ModelRoute, ApiError> {
-    if !principal.may_use_model(model) {
+pub fn authorise<'a>(st: &'a SharedState, principal: &Principal, route: RouteClass, model: &str) -> Result<&'a crate::routing::ModelRoute, ApiError> {
+    if !principal.may_use_model(model) || !roles_allow(principal.roles.as_deref(), &st.config.roles, route, Some(model)) {
         return Err(GatewayError::Forbidden(format!("this API key may not use model {model:?}")).into());
     }
     st.router.models.get(model).ok_or_else(|| GatewayError::NotFound(format!("the model {model:?} does not exist")).into())
 }
 
 pub async fn handle(State(st): State<SharedState>, req: Request) -> Response {
-    let trace = Trace::new();
+    let trace = Trace::new().with_feature(req.headers());
     let Some(principal) = req.extensions().get::<Principal>().cloned() else {
         return ApiError::from(GatewayError::Unauthenticated("missing API key".into())).into_response();
     };
@@ -37,7 +37,7 @@ pub async fn handle(State(st): State<SharedState>, req: Request) -> Response {
     if let Err(e) = request::validate_chat(&mut chat, &st.config.limits) {
         return ApiError::from(e).into_response();
     }
-    let model = match authorise(&st, &principal, &chat.model) {
+    let model = match authorise(&st, &principal, RouteClass::Chat, &chat.model) {
         Ok(m) => m,
         Err(e) => return e.into_response(),
     };
@@ -52,7 +52,8 @@ pub async fn handle(State(st): State<SharedState>, req: Request) -> Response {
         Ok((resp, d)) => {
             let dep = &st.router.deployments[d];
             let u = resp.usage.unwrap_or_default();
-            let event = UsageEvent::new(&st, &principal, dep, &resp.model, u, trace.started.elapsed(), false);
+            let mut event = usage::event(&st, &principal, dep, &resp.model, u, trace.started.elapsed(), false);
+            event.feature.clone_from(&trace.feature);
             let cost = event.cost_usd;
             usage::emit(event);
             let mut out = axum::Json(resp).into_response();

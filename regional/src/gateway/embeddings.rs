@@ -23,7 +23,7 @@ pub async fn handle(State(st): State<SharedState>, req: Request) -> Response {
         if body.input.is_empty() {
             return Err(ApiError::from(GatewayError::invalid_param("`input` must not be empty", "input")));
         }
-        let model = authorise(&st, &principal, &body.model)?;
+        let model = authorise(&st, &principal, meridian_shared::auth::RouteClass::Embeddings, &body.model)?;
         let region = st.tenant_in_region_only(&principal.tenant).then_some(principal.home_region);
         Ok(complete::run(&st, &complete::Embed(&body), model, region, &mut trace).await?.0)
     }

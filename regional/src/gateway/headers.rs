@@ -9,11 +9,18 @@ pub struct Trace {
     pub attempts: u32,
     pub deployment: Option<String>,
     pub provider: Option<String>,
+    /// The caller's `x-meridian-feature` tag, carried into the usage event.
+    pub feature: Option<String>,
 }
 
 impl Trace {
     pub fn new() -> Self {
-        Trace { started: Instant::now(), upstream_ms: 0.0, attempts: 0, deployment: None, provider: None }
+        Trace { started: Instant::now(), upstream_ms: 0.0, attempts: 0, deployment: None, provider: None, feature: None }
+    }
+
+    pub fn with_feature(mut self, h: &axum::http::HeaderMap) -> Self {
+        self.feature = h.get("x-meridian-feature").and_then(|v| v.to_str().ok()).map(str::to_string);
+        self
     }
 
     pub fn overhead_ms(&self) -> f64 {

@@ -21,7 +21,7 @@ use super::continuation::continuation;
 use super::error::{from_upstream, ApiError};
 use super::headers::Trace;
 use crate::state::SharedState;
-use crate::usage::{self, UsageEvent};
+use crate::usage;
 
 /// Frames buffered between the provider and a slow client before backpressure.
 const CHANNEL_FRAMES: usize = 16;
@@ -155,7 +155,8 @@ async fn drive(st: SharedState, req: ChatRequest, model_name: String, principal:
         }
     };
     let dep = &st.router.deployments[answered_by];
-    let event = UsageEvent::new(&st, &principal, dep, relay.model(), relay.usage(), trace.started.elapsed(), true);
+    let mut event = usage::event(&st, &principal, dep, relay.model(), relay.usage(), trace.started.elapsed(), true);
+    event.feature.clone_from(&trace.feature);
     // Headers went out before the cost was known: it travels in an SSE comment.
     let comment = event.cost_usd.map(|c| format!("x-meridian-cost-usd={c:.8} x-meridian-deployment={}", dep.name));
     relay.finish(comment.as_deref(), &mut client.frames);

@@ -3,6 +3,8 @@
 mod api_key;
 pub mod jwt;
 mod principal;
+mod rbac;
 
 pub use api_key::{bearer_token, hash_api_key, ApiKeyDigest};
 pub use principal::{Principal, Region};
+pub use rbac::{roles_allow, RoleConfig, RouteClass};

@@ -24,6 +24,42 @@ pub struct Config {
     pub breaker: BreakerSettings,
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+    /// Role name → what it allows (JWT `roles` claim or `api_keys[].roles`).
+    #[serde(default)]
+    pub roles: std::collections::BTreeMap<String, crate::auth::RoleConfig>,
+    #[serde(default)]
+    pub jwt: Option<crate::auth::jwt::JwtConfig>,
+    /// Settings only the edge Worker reads.
+    #[serde(default)]
+    pub edge: Option<EdgeConfig>,
+}
+
+/// The edge Worker's own settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Regional backend base URLs by region: the only places tenant data goes.
+    pub regions: std::collections::BTreeMap<Region, String>,
+    /// Exact response cache.
+    #[serde(default)]
+    pub cache: CacheSettings,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    pub ttl_secs: u64,
+    /// Cache answers to requests that offer tools (a tool call may have side effects).
+    pub cache_tool_requests: bool,
+    /// Largest answer stored, in bytes.
+    pub max_entry_bytes: usize,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings { enabled: true, ttl_secs: 3600, cache_tool_requests: false, max_entry_bytes: 256 * 1024 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,11 +71,14 @@ pub struct ServerConfig {
     pub region: Region,
     /// How long shutdown waits for in-flight streams to finish.
     pub drain_timeout_ms: u64,
+    /// Env var holding the secret the edge presents when it forwards a request or a
+    /// usage event (`x-meridian-internal`). Unset: no forwarded identities accepted.
+    pub internal_secret_env: Option<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: "127.0.0.1:8080".into(), region: Region::Eu, drain_timeout_ms: 30_000 }
+        ServerConfig { listen: "127.0.0.1:8080".into(), region: Region::Eu, drain_timeout_ms: 30_000, internal_secret_env: None }
     }
 }
 
@@ -245,6 +284,9 @@ pub struct TenantConfig {
     /// Only call providers tagged with the tenant's region.
     #[serde(default)]
     pub providers_in_region_only: bool,
+    /// Rate limits and budget (enforced at the edge in a Durable Object per tenant).
+    #[serde(default)]
+    pub limits: crate::ratelimit::TenantLimits,
 }
 
 fn all_models() -> Vec<String> {
@@ -257,4 +299,7 @@ pub struct ApiKeyConfig {
     pub name: String,
     /// Hex SHA-256 of the key (`meridian-regional hash-key <key>` prints it).
     pub sha256: String,
+    /// Roles of this key; none means limited only by the tenant.
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
 }

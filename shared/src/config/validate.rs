@@ -91,6 +91,30 @@ impl Config {
                 }
             }
         }
+        for (i, t) in self.tenants.iter().enumerate() {
+            for (j, k) in t.api_keys.iter().enumerate() {
+                for (r, role) in k.roles.iter().flatten().enumerate() {
+                    if !self.roles.contains_key(role) {
+                        return Err(err(format!("tenants[{i}].api_keys[{j}].roles[{r}]"), format!("no role named {role:?}")));
+                    }
+                }
+            }
+        }
+        if let Some(edge) = &self.edge {
+            for (region, url) in &edge.regions {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(err(format!("edge.regions.{}", region.as_str()), format!("{url:?} is not an http(s) URL")));
+                }
+            }
+        }
+        if let Some(j) = &self.jwt {
+            if j.algorithms.is_empty() {
+                return Err(err("jwt.algorithms", "needs at least one algorithm"));
+            }
+            if j.audience.is_empty() {
+                return Err(err("jwt.audience", "needs at least one audience"));
+            }
+        }
         let l = &self.limits;
         if l.max_body_bytes == 0 || l.max_messages == 0 || l.max_output_tokens == 0 || l.default_max_tokens == 0 {
             return Err(err("limits", "every limit must be greater than 0"));

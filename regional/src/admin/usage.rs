@@ -1,0 +1,49 @@
+//! `GET /v1/admin/usage` (the caller's tenant only) and `POST /internal/usage` (events
+//! the edge sends with its secret; refused for tenants homed in another region).
+
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use meridian_shared::api::GatewayError;
+use meridian_shared::auth::{roles_allow, Principal, RouteClass};
+use meridian_shared::usage::UsageEvent;
+use serde_json::json;
+
+use crate::gateway::error::ApiError;
+use crate::gateway::request;
+use crate::state::SharedState;
+
+/// Largest usage event accepted.
+const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+pub async fn report(State(st): State<SharedState>, Extension(p): Extension<Principal>) -> Response {
+    if !roles_allow(p.roles.as_deref(), &st.config.roles, RouteClass::Admin, None) {
+        return ApiError::from(GatewayError::Forbidden("this caller may not read admin data".into())).into_response();
+    }
+    let events = st.usage.for_tenant(&p.tenant);
+    let cost: f64 = events.iter().filter_map(|e| e.cost_usd).sum();
+    Json(json!({"region": st.config.server.region, "tenant": p.tenant, "total_cost_usd": cost, "events": events})).into_response()
+}
+
+pub async fn ingest(State(st): State<SharedState>, headers: HeaderMap, req: Request) -> Response {
+    let ok = headers.get("x-meridian-internal").and_then(|v| v.to_str().ok()).is_some_and(|s| st.is_internal(s));
+    if !ok {
+        return ApiError::from(GatewayError::Unauthenticated("invalid internal credentials".into())).into_response();
+    }
+    let result = async {
+        let bytes = request::read_body(req.into_body(), MAX_EVENT_BYTES).await?;
+        let e: UsageEvent = request::parse_json(&bytes)?;
+        let tenant = st.config.tenants.iter().find(|t| t.id == e.tenant).ok_or_else(|| GatewayError::invalid(format!("unknown tenant {:?}", e.tenant)))?;
+        if tenant.region != st.config.server.region {
+            return Err(GatewayError::Forbidden(format!("tenant {} is homed in region {}; its usage is not stored here", e.tenant, tenant.region.as_str())));
+        }
+        st.usage.add(e);
+        Ok::<_, GatewayError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => (axum::http::StatusCode::ACCEPTED, Json(json!({"accepted": true}))).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}

@@ -1,0 +1,42 @@
+//! The usage event: what one answered request cost, attributed to tenant, user, feature
+//! and the deployment that answered. Both hosts emit it; the tenant's home region keeps it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::Usage;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageEvent {
+    pub tenant: String,
+    /// API key name or JWT subject.
+    pub user: String,
+    /// From the `x-meridian-feature` request header, for per-feature cost reports.
+    #[serde(default)]
+    pub feature: Option<String>,
+    pub deployment: String,
+    pub provider: String,
+    /// The model that answered, as the provider named it.
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cached_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub cost_usd: Option<f64>,
+    pub latency_ms: f64,
+    pub stream: bool,
+    /// `exact` when served from the response cache (no provider was called).
+    #[serde(default)]
+    pub cache: Option<String>,
+    /// Which host handled the request: `edge` or a region.
+    pub via: String,
+}
+
+impl UsageEvent {
+    pub fn tokens(&mut self, u: &Usage) -> &mut Self {
+        self.prompt_tokens = u.prompt_tokens;
+        self.completion_tokens = u.completion_tokens;
+        self.cached_tokens = u.cached_tokens();
+        self.reasoning_tokens = u.reasoning_tokens();
+        self
+    }
+}
