@@ -77,7 +77,8 @@ mod tests {
     fn every_answer_changing_field_changes_the_key() {
         let base = cache_key("t1", &req());
         assert_ne!(base, cache_key("t2", &req()), "tenant");
-        let variants: Vec<Box<dyn Fn(&mut ChatRequest)>> = vec![
+        type Change = Box<dyn Fn(&mut ChatRequest)>;
+        let variants: Vec<Change> = vec![
             Box::new(|r| r.model = "m2".into()),
             Box::new(|r| r.messages[0] = Message::text(Role::User, "hi!")),
             Box::new(|r| r.temperature = Some(0.5)),
