@@ -6,7 +6,6 @@ mod app;
 mod gateway;
 mod health;
 mod observability;
-mod routing;
 mod state;
 mod usage;
 

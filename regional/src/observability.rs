@@ -19,3 +19,8 @@ pub fn init_metrics() -> PrometheusHandle {
     let _ = metrics::set_global_recorder(recorder);
     handle
 }
+
+/// 0 closed, 1 half-open, 2 open.
+pub fn breaker_gauge(d: &meridian_shared::routing::Deployment, state: meridian_shared::breaker::BreakerState) {
+    metrics::gauge!("meridian_breaker_state", "deployment" => d.name.clone()).set(state.level() as f64);
+}

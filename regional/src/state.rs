@@ -10,7 +10,7 @@ use meridian_shared::config::{Config, RouteConfig};
 use meridian_shared::pricing::PriceTable;
 
 use crate::gateway::ratelimit::{InMemoryLimiter, RateLimiter};
-use crate::routing::Router;
+use meridian_shared::routing::Router;
 
 pub struct AppState {
     pub config: Config,
@@ -40,7 +40,7 @@ fn client(route: &RouteConfig) -> reqwest::Client {
 
 impl AppState {
     pub fn new(config: Config) -> Result<Self, String> {
-        let router = Router::from_config(&config)?;
+        let router = Router::from_config(&config, |var| std::env::var(var).ok())?;
         let mut clients = HashMap::new();
         clients.insert("default".to_string(), client(&config.routes.get("default").copied().unwrap_or_default()));
         for (name, r) in &config.routes {

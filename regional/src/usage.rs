@@ -12,7 +12,7 @@ use meridian_shared::auth::Principal;
 pub use meridian_shared::usage::UsageEvent;
 use tokio::sync::mpsc;
 
-use crate::routing::Deployment;
+use meridian_shared::routing::Deployment;
 use crate::state::AppState;
 
 /// Events kept per tenant in memory (Postgres replaces this store in the data-plane issue).

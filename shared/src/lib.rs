@@ -17,6 +17,7 @@
 //! | [`config`] | the YAML config schema and its validation |
 //! | [`pricing`] | the per-model price table and cost computation |
 //! | [`usage`] | the usage event both hosts emit and the home region keeps |
+//! | [`routing`] | model aliases → deployments, per-deployment health, the plan for one request |
 //! | [`relay`] | the client side of a streamed answer: hold, commit, continue, finish |
 
 pub mod api;
@@ -28,5 +29,6 @@ pub mod failover;
 pub mod pricing;
 pub mod providers;
 pub mod relay;
+pub mod routing;
 pub mod usage;
 pub mod ratelimit;

@@ -14,7 +14,7 @@ use crate::state::SharedState;
 use crate::usage;
 
 /// RBAC and routing shared by every model-addressed endpoint.
-pub fn authorise<'a>(st: &'a SharedState, principal: &Principal, route: RouteClass, model: &str) -> Result<&'a crate::routing::ModelRoute, ApiError> {
+pub fn authorise<'a>(st: &'a SharedState, principal: &Principal, route: RouteClass, model: &str) -> Result<&'a meridian_shared::routing::ModelRoute, ApiError> {
     if !principal.may_use_model(model) || !roles_allow(principal.roles.as_deref(), &st.config.roles, route, Some(model)) {
         return Err(GatewayError::Forbidden(format!("this API key may not use model {model:?}")).into());
     }

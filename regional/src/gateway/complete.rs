@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::attempt::{self, remaining, unix_ms};
 use super::error::{from_upstream, ApiError};
 use super::headers::Trace;
-use crate::routing::ModelRoute;
+use meridian_shared::routing::ModelRoute;
 use crate::state::AppState;
 
 /// Largest provider response body accepted.
@@ -71,7 +71,7 @@ async fn one_attempt<C: Call>(st: &AppState, call: &C, d: usize, route: &str, de
 pub async fn run<C: Call>(st: &AppState, call: &C, model: &ModelRoute, tenant_region: Option<meridian_shared::auth::Region>, trace: &mut Trace) -> Result<(C::Output, usize), ApiError> {
     let route = st.route(&model.route);
     let deadline = Instant::now() + Duration::from_millis(route.timeouts.total_ms);
-    let plan = st.router.plan(model, tenant_region, st.now_ms());
+    let plan = st.router.plan(model, tenant_region, st.now_ms(), rand::random(), rand::random());
     let mut engine = Engine::new(plan, route.policy(), st.now_ms());
     let mut action = engine.start();
     loop {
@@ -100,13 +100,13 @@ pub async fn run<C: Call>(st: &AppState, call: &C, model: &ModelRoute, tenant_re
                 trace.provider = Some(dep.provider_name.clone());
                 match result {
                     Ok(out) => {
-                        st.router.record_success(d, ms);
+                        crate::observability::breaker_gauge(dep, st.router.record_success(d, ms));
                         return Ok((out, d));
                     }
                     Err(e) => {
                         span.in_scope(|| tracing::warn!(class = e.class.as_str(), status = e.status, error = %e.message, "attempt failed"));
                         metrics::counter!("meridian_attempt_failures_total", "deployment" => dep.name.clone(), "class" => e.class.as_str()).increment(1);
-                        st.router.record_failure(d, e.class, st.now_ms());
+                        crate::observability::breaker_gauge(dep, st.router.record_failure(d, e.class, st.now_ms()));
                         action = engine.on_outcome(Outcome::Failed(e), st.now_ms(), rand::random());
                     }
                 }

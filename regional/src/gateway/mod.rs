@@ -5,7 +5,6 @@ pub mod attempt;
 pub mod auth;
 pub mod chat;
 pub mod complete;
-pub mod continuation;
 pub mod embeddings;
 pub mod error;
 pub mod headers;

@@ -12,12 +12,11 @@ use meridian_shared::api::ChatRequest;
 use meridian_shared::auth::{Principal, Region};
 use meridian_shared::failover::{Action, AttemptMode, Engine, ErrorClass, Outcome, UpstreamError};
 use meridian_shared::providers;
-use meridian_shared::relay::{AttemptStream, Step, StreamRelay};
+use meridian_shared::relay::{continuation, AttemptStream, Step, StreamRelay};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use super::attempt::{self, remaining, unix_ms};
-use super::continuation::continuation;
 use super::error::{from_upstream, ApiError};
 use super::headers::Trace;
 use crate::state::SharedState;
@@ -95,7 +94,7 @@ async fn drive(st: SharedState, req: ChatRequest, model_name: String, principal:
     let route = st.route(&model.route);
     let deadline = Instant::now() + Duration::from_millis(route.timeouts.total_ms);
     let mut relay = StreamRelay::new(format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()), unix_ms() / 1000, req.wants_stream_usage());
-    let mut engine = Engine::new(st.router.plan(model, region, st.now_ms()), route.policy(), st.now_ms());
+    let mut engine = Engine::new(st.router.plan(model, region, st.now_ms(), rand::random(), rand::random()), route.policy(), st.now_ms());
     let mut action = engine.start();
     let answered_by = loop {
         match action {
@@ -124,7 +123,7 @@ async fn drive(st: SharedState, req: ChatRequest, model_name: String, principal:
                 }
                 match result {
                     Ok(()) => {
-                        st.router.record_success(d, ms);
+                        crate::observability::breaker_gauge(dep, st.router.record_success(d, ms));
                         break d;
                     }
                     Err(Stop::ClientGone) => {
@@ -135,7 +134,7 @@ async fn drive(st: SharedState, req: ChatRequest, model_name: String, principal:
                         relay.attempt_failed();
                         span.in_scope(|| tracing::warn!(class = e.class.as_str(), status = e.status, error = %e.message, "attempt failed"));
                         metrics::counter!("meridian_attempt_failures_total", "deployment" => dep.name.clone(), "class" => e.class.as_str()).increment(1);
-                        st.router.record_failure(d, e.class, st.now_ms());
+                        crate::observability::breaker_gauge(dep, st.router.record_failure(d, e.class, st.now_ms()));
                         action = if relay.tool_output_sent() { Action::GiveUp(e) } else { engine.on_outcome(Outcome::Failed(e), st.now_ms(), rand::random()) };
                     }
                 }

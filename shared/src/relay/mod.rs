@@ -9,7 +9,9 @@
 //!   (first token or idle) applies next.
 
 mod attempt;
+mod continuation;
 mod stream_relay;
 
 pub use attempt::{AttemptStream, Step};
+pub use continuation::{continuation, CONTINUE_INSTRUCTION};
 pub use stream_relay::StreamRelay;

@@ -2,8 +2,8 @@
 //! client. Providers that accept a trailing assistant turn ("prefill") get the partial
 //! answer as that turn; others get it plus an instruction to carry on.
 
-use meridian_shared::api::{ChatRequest, Message, Role};
-use meridian_shared::providers::ProviderKind;
+use crate::api::{ChatRequest, Message, Role};
+use crate::providers::ProviderKind;
 
 pub const CONTINUE_INSTRUCTION: &str = "Continue your previous answer exactly where it stopped. Do not repeat any of it.";
 

@@ -1,15 +1,16 @@
 //! Model aliases → deployments, and per-deployment health (circuit breaker + latency
-//! EWMA) shared by all requests of this process.
+//! EWMA) shared by all requests of one host process or isolate. Secrets are resolved by
+//! the host (environment variables natively, Worker secrets at the edge).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use meridian_shared::auth::Region;
-use meridian_shared::breaker::{order_candidates, BreakerConfig, Candidate, CircuitBreaker, Ewma};
-use meridian_shared::config::{Config, Strategy};
-use meridian_shared::failover::{ErrorClass, Plan};
-use meridian_shared::pricing::Price;
-use meridian_shared::providers::{ProviderKind, Target};
+use crate::auth::Region;
+use crate::breaker::{order_candidates, BreakerConfig, BreakerState, Candidate, CircuitBreaker, Ewma};
+use crate::config::{Config, Strategy};
+use crate::failover::{ErrorClass, Plan};
+use crate::pricing::Price;
+use crate::providers::{ProviderKind, Target};
 
 /// One callable deployment, with its secret resolved from the environment at load.
 pub struct Deployment {
@@ -35,8 +36,8 @@ impl Deployment {
         Target { base_url: &self.base_url, api_key: self.api_key.as_deref(), model: &self.model, default_max_tokens }
     }
 
-    pub fn breaker_state(&self) -> &'static str {
-        self.health.lock().unwrap().breaker.state.as_str()
+    pub fn breaker_state(&self) -> crate::breaker::BreakerState {
+        self.health.lock().unwrap().breaker.state
     }
 }
 
@@ -55,14 +56,15 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn from_config(c: &Config) -> Result<Self, String> {
+    /// `secret` resolves a provider's `api_key_env` name to its value.
+    pub fn from_config(c: &Config, secret: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let breaker: BreakerConfig = c.breaker.into();
         let mut deployments = Vec::new();
         let mut index = HashMap::new();
         for d in &c.deployments {
             let p = c.providers.iter().find(|p| p.name == d.provider).ok_or("validated provider")?;
             let api_key = match &p.api_key_env {
-                Some(var) => Some(std::env::var(var).map_err(|_| format!("provider {:?}: environment variable {var} is not set", p.name))?),
+                Some(var) => Some(secret(var).ok_or_else(|| format!("provider {:?}: secret {var} is not set", p.name))?),
                 None => None,
             };
             index.insert(d.name.clone(), deployments.len());
@@ -95,8 +97,8 @@ impl Router {
     }
 
     /// Orders the model's deployments for one request. `region` restricts to providers
-    /// tagged with that region.
-    pub fn plan(&self, model: &ModelRoute, region: Option<Region>, now_ms: u64) -> Plan {
+    /// tagged with that region; `r1`, `r2` are uniform randoms in `[0, 1)` from the host.
+    pub fn plan(&self, model: &ModelRoute, region: Option<Region>, now_ms: u64, r1: f64, r2: f64) -> Plan {
         let allowed = |i: &usize| region.is_none_or(|r| self.deployments[*i].region == Some(r));
         let cands: Vec<Candidate> = model
             .deployments
@@ -107,7 +109,6 @@ impl Router {
                 Candidate { deployment: i, weight: self.deployments[i].weight, latency_ewma_ms: h.latency.value(), available: h.breaker.is_available(now_ms) }
             })
             .collect();
-        let (r1, r2) = (rand::random::<f64>(), rand::random::<f64>());
         Plan {
             deployments: order_candidates(&cands, model.strategy == Strategy::Weighted, r1, r2),
             context_fallbacks: model.context_fallbacks.iter().copied().filter(|i| allowed(i)).collect(),
@@ -119,21 +120,20 @@ impl Router {
         self.deployments[deployment].health.lock().unwrap().breaker.try_acquire(now_ms)
     }
 
-    pub fn record_success(&self, deployment: usize, latency_ms: f64) {
-        let d = &self.deployments[deployment];
-        let mut h = d.health.lock().unwrap();
+    /// Records a success; returns the breaker state after it.
+    pub fn record_success(&self, deployment: usize, latency_ms: f64) -> BreakerState {
+        let mut h = self.deployments[deployment].health.lock().unwrap();
         h.breaker.on_success();
         h.latency.observe(latency_ms);
-        metrics::gauge!("meridian_breaker_state", "deployment" => d.name.clone()).set(h.breaker.state.level() as f64);
+        h.breaker.state
     }
 
-    pub fn record_failure(&self, deployment: usize, class: ErrorClass, now_ms: u64) {
-        if !class.counts_against_deployment() {
-            return;
+    /// Records a failure (if it says anything about the deployment); returns the breaker state.
+    pub fn record_failure(&self, deployment: usize, class: ErrorClass, now_ms: u64) -> BreakerState {
+        let mut h = self.deployments[deployment].health.lock().unwrap();
+        if class.counts_against_deployment() {
+            h.breaker.on_failure(now_ms);
         }
-        let d = &self.deployments[deployment];
-        let mut h = d.health.lock().unwrap();
-        h.breaker.on_failure(now_ms);
-        metrics::gauge!("meridian_breaker_state", "deployment" => d.name.clone()).set(h.breaker.state.level() as f64);
+        h.breaker.state
     }
 }
