@@ -1,30 +1,30 @@
-//! The Meridian edge Worker: every request enters here.
+//! # meridian-edge
+//!
+//! The Cloudflare Worker every request enters. It hosts the same pipeline as the
+//! regional backend, with the I/O of a Worker: `fetch` for providers and regions,
+//! Durable Objects for per-tenant rate limits and the response cache, isolate memory
+//! for breakers, `waitUntil` for usage events. All decisions come from `meridian-shared`.
+//! The request path, in order, is [`pipeline::handle`].
 #![cfg(target_arch = "wasm32")]
 
-use worker::*;
+mod cache;
+mod clock;
+mod complete;
+mod durable;
+mod forward;
+mod identity;
+mod limits;
+mod pipeline;
+mod respond;
+mod settings;
+mod stream;
+mod upstream;
+mod usage;
+
+pub use durable::{RateLimiter, ResponseCache};
+use worker::{event, Context, Env, Request, Response, Result};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let ns = env.durable_object("RATE_LIMITER")?;
-    let stub = ns.id_from_name("t1")?.get_stub()?;
-    let r = stub.fetch_with_str("https://do/ping").await?.text().await?;
-    Response::ok(format!("edge {} {}", req.path(), r))
-}
-
-#[durable_object]
-pub struct RateLimiter {
-    state: State,
-    count: std::cell::Cell<u64>,
-}
-
-impl DurableObject for RateLimiter {
-    fn new(state: State, _env: Env) -> Self {
-        RateLimiter { state, count: std::cell::Cell::new(0) }
-    }
-
-    async fn fetch(&self, _req: Request) -> Result<Response> {
-        self.count.set(self.count.get() + 1);
-        let _ = &self.state;
-        Response::ok(format!("do {}", self.count.get()))
-    }
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    Ok(pipeline::handle(req, env, ctx).await)
 }

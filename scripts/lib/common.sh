@@ -59,3 +59,39 @@ wait_listening() {
   echo "timed out waiting for $file" >&2
   return 1
 }
+
+# --- the edge Worker -------------------------------------------------------------
+export MERIDIAN_NODE="${MERIDIAN_NODE:-$HOME/.cache/meridian/node}"
+export MERIDIAN_WORKERD="${MERIDIAN_WORKERD:-$MERIDIAN_NODE/node_modules/.bin/workerd}"
+WORKER_BUILD_VERSION=0.8.7
+
+# wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock, worker-build, and
+# wrangler + workerd from npm (edge/tools), all cached outside the clone.
+ensure_edge_toolchain() {
+  ensure_rust
+  command -v npm >/dev/null || ensure_apt nodejs npm
+  local wb
+  wb="$(awk '/^name = "wasm-bindgen"$/ {getline; print}' "$ROOT/Cargo.lock" | cut -d'"' -f2)"
+  if [ "$("$HOME/.cargo/bin/wasm-bindgen" --version 2>/dev/null)" != "wasm-bindgen $wb" ]; then
+    say "installing wasm-bindgen-cli $wb (matches Cargo.lock) from crates.io"
+    cargo install -q wasm-bindgen-cli --version "=$wb"
+  fi
+  if ! "$HOME/.cargo/bin/worker-build" --version 2>/dev/null | grep -q "$WORKER_BUILD_VERSION"; then
+    say "installing worker-build $WORKER_BUILD_VERSION from crates.io"
+    cargo install -q worker-build --version "=$WORKER_BUILD_VERSION"
+  fi
+  if ! cmp -s "$ROOT/edge/tools/package-lock.json" "$MERIDIAN_NODE/package-lock.json" || [ ! -x "$MERIDIAN_WORKERD" ]; then
+    say "installing wrangler and workerd from npm into $MERIDIAN_NODE"
+    mkdir -p "$MERIDIAN_NODE"
+    cp "$ROOT/edge/tools/package.json" "$ROOT/edge/tools/package-lock.json" "$MERIDIAN_NODE/"
+    (cd "$MERIDIAN_NODE" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+# Builds the Worker into edge/build (index.js + index_bg.wasm).
+build_edge() {
+  ensure_edge_toolchain
+  say "building the edge Worker (wasm32, worker-build)"
+  (cd "$ROOT/edge" && WASM_BINDGEN_BIN="$HOME/.cargo/bin/wasm-bindgen" "$HOME/.cargo/bin/worker-build" --release --no-opt >"$CARGO_TARGET_DIR/edge-build.log" 2>&1) \
+    || { cat "$CARGO_TARGET_DIR/edge-build.log" >&2; return 1; }
+}

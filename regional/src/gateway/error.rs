@@ -3,7 +3,7 @@
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use meridian_shared::api::GatewayError;
-use meridian_shared::failover::{ErrorClass, UpstreamError};
+use meridian_shared::failover::UpstreamError;
 
 /// A [`GatewayError`] plus any headers it should carry (`Retry-After`, `x-meridian-*`).
 #[derive(Debug)]
@@ -41,20 +41,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// What the client sees when every attempt failed: the provider's reason, with a
-/// status that says whose fault it is.
+/// What the client sees when every attempt failed (see [`GatewayError::from_upstream`]).
 pub fn from_upstream(e: &UpstreamError) -> GatewayError {
-    let who = |m: &str| format!("{m}: {}", e.message);
-    match e.class {
-        ErrorClass::BadRequest => GatewayError::InvalidRequest { message: who("the provider rejected the request"), param: None, code: None },
-        ErrorClass::ContextLength => GatewayError::ContextLengthExceeded { message: e.message.clone() },
-        ErrorClass::ContentPolicy => GatewayError::ContentPolicy { message: who("the provider refused the content") },
-        ErrorClass::RateLimited { retry_after_ms } => GatewayError::RateLimited {
-            message: who("every deployment for this model is rate limited"),
-            retry_after_secs: retry_after_ms.map(|ms| ms.div_ceil(1000)).unwrap_or(1),
-        },
-        ErrorClass::Timeout(k) => GatewayError::Timeout(format!("the provider did not answer in time ({} timeout): {}", k.as_str(), e.message)),
-        ErrorClass::Auth | ErrorClass::NotFound => GatewayError::Upstream { status: 502, message: who("the gateway's provider credentials or deployment are misconfigured") },
-        ErrorClass::Transient | ErrorClass::StreamBroken { .. } => GatewayError::Upstream { status: 502, message: who("the provider failed") },
-    }
+    GatewayError::from_upstream(e)
 }

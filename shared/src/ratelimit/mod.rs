@@ -2,7 +2,9 @@
 //! edge); this module decides.
 
 mod gcra;
+mod month;
 mod tenant;
 
 pub use gcra::{Decision, Gcra};
+pub use month::month_of;
 pub use tenant::{LimitHeaders, LimiterState, ModelLimits, ReserveOutcome, ReserveRequest, TenantLimits};

@@ -15,6 +15,8 @@ pub struct StreamRelay {
     usage: Option<Usage>,
     committed: bool,
     want_usage: bool,
+    /// The chunks the client received, kept when the answer is to be cached.
+    transcript: Option<Vec<ChatChunk>>,
 }
 
 pub(crate) fn sse_frame(c: &ChatChunk, out: &mut Vec<Vec<u8>>) {
@@ -39,7 +41,17 @@ impl StreamRelay {
             usage: None,
             committed: false,
             want_usage,
+            transcript: None,
         }
+    }
+
+    /// Keeps a copy of every chunk sent, for [`crate::cache::CachedAnswer::from_chunks`].
+    pub fn keep_transcript(&mut self) {
+        self.transcript = Some(Vec::new());
+    }
+
+    pub fn transcript(&self) -> &[ChatChunk] {
+        self.transcript.as_deref().unwrap_or(&[])
     }
 
     /// True once the first output chunk was released: the response status is sent.
@@ -74,8 +86,15 @@ impl StreamRelay {
         if !self.committed {
             self.committed = true;
             for h in std::mem::take(&mut self.held) {
-                sse_frame(&h, out);
+                self.emit(h, out);
             }
+        }
+    }
+
+    fn emit(&mut self, c: ChatChunk, out: &mut Vec<Vec<u8>>) {
+        sse_frame(&c, out);
+        if let Some(t) = &mut self.transcript {
+            t.push(c);
         }
     }
 
@@ -123,7 +142,7 @@ impl StreamRelay {
             }
             self.commit(out);
         }
-        sse_frame(&c, out);
+        self.emit(c, out);
     }
 
     /// An error of class `StreamBroken` carrying the tokens sent so far.

@@ -329,6 +329,13 @@ pub async fn list_attempts(State(st): AppState, Query(q): Query<AttemptQuery>) -
     Json(json!({"attempts": st.log.list(q.model.as_deref())}))
 }
 
+pub async fn jwks(State(st): AppState) -> Response {
+    match st.jwks.as_ref().map(std::fs::read) {
+        Some(Ok(bytes)) => ([("content-type", "application/json")], bytes).into_response(),
+        _ => (axum::http::StatusCode::NOT_FOUND, "no JWKS configured").into_response(),
+    }
+}
+
 pub async fn clear_attempts(State(st): AppState) -> &'static str {
     st.log.clear();
     "cleared"

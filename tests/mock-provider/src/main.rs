@@ -43,9 +43,14 @@ struct Args {
     /// Default number of answer tokens.
     #[arg(long, default_value_t = 12)]
     tokens: usize,
+    /// Serve this file at `GET /_idp/jwks.json` (re-read on every request, so tests can
+    /// rotate keys): the mock doubles as the identity provider's JWKS endpoint.
+    #[arg(long)]
+    jwks: Option<std::path::PathBuf>,
 }
 
 pub struct State {
+    pub jwks: Option<std::path::PathBuf>,
     pub log: attempts::Log,
     pub faults: HashMap<String, String>,
     pub tokens: usize,
@@ -64,7 +69,7 @@ async fn main() {
         }
         None => HashMap::new(),
     };
-    let state = Arc::new(State { log: attempts::Log::new(), faults, tokens: args.tokens });
+    let state = Arc::new(State { jwks: args.jwks, log: attempts::Log::new(), faults, tokens: args.tokens });
     let app = Router::new()
         .route("/v1/chat/completions", post(handler::openai_chat))
         .route("/chat/completions", post(handler::openai_chat))
@@ -73,6 +78,7 @@ async fn main() {
         .route("/v1/messages", post(handler::anthropic_messages))
         .route("/v1beta/models/{*model_action}", post(handler::gemini))
         .route("/_mock/attempts", get(handler::list_attempts).delete(handler::clear_attempts))
+        .route("/_idp/jwks.json", get(handler::jwks))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(&args.listen).await.unwrap_or_else(|e| panic!("cannot listen on {}: {e}", args.listen));

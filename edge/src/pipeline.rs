@@ -1,0 +1,236 @@
+//! The edge's request path, in order, in one place:
+//!
+//! ```text
+//!  1 request id, timing                 (here)
+//!  3 auth: API key or JWT → principal   identity::authenticate
+//!  4 RBAC: route, then model            roles_allow, Principal::may_use_model
+//!  8b residency: RAG, chains, media,    forward::to_home_region (503 if it is down,
+//!     admin, embeddings → home region      never another region)
+//!  2 body limit, parse, validate        api::parse_json / validate_chat
+//!  5 rate limit + budget: reserve       limits::reserve (RateLimiter Durable Object)
+//!  6 exact cache                        cache::get (ResponseCache Durable Object)
+//!  8-10 route, failover, stream relay   complete::run / stream::respond
+//! 11 settle, usage event, cache store   waitUntil: limits::settle, usage::send, cache::put
+//! ```
+
+use std::rc::Rc;
+
+use meridian_shared::api::{parse_json, validate_chat, ChatRequest, ChatResponse, GatewayError, Usage};
+use meridian_shared::auth::{roles_allow, Principal, RouteClass};
+use meridian_shared::cache::{cache_key, is_cacheable, CachedAnswer};
+use serde_json::json;
+use worker::{Context, Env, Headers, Method, Request, Response};
+
+use crate::clock::{now_ms, random_id};
+use crate::respond::{self, Trace};
+use crate::settings::{self, Settings};
+use crate::{cache, complete, forward, identity, limits, stream, usage};
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+fn fail(e: GatewayError, trace: &Trace) -> Response {
+    respond::error(&e, trace.headers())
+}
+
+pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
+    let mut trace = Trace::new(header(&req, "x-request-id").unwrap_or_else(random_id), now_ms());
+    trace.feature = header(&req, "x-meridian-feature");
+    let path = req.path();
+    if path == "/healthz" {
+        return Response::ok("ok").unwrap_or_else(|_| fail(GatewayError::Internal("response".into()), &trace));
+    }
+    let s = match settings::load(&env) {
+        Ok(s) => s,
+        Err(e) => return fail(e, &trace),
+    };
+    let principal = match identity::authenticate(&req, &s).await {
+        Ok(p) => p,
+        Err(e) => return fail(e, &trace),
+    };
+    let Some(route) = RouteClass::of_path(&path) else {
+        return fail(GatewayError::NotFound(format!("no route for {path}")), &trace);
+    };
+    if !roles_allow(principal.roles.as_deref(), &s.config.roles, route, None) {
+        return fail(GatewayError::Forbidden(format!("this caller may not use {} routes", route.as_str())), &trace);
+    }
+    match route {
+        RouteClass::Chat => chat(req, env, ctx, s, principal, trace).await,
+        RouteClass::Models => models(&s, &principal, &trace),
+        _ => match forward::to_home_region(req, &principal, &s).await {
+            Ok(r) => r,
+            Err(e) => fail(e, &trace),
+        },
+    }
+}
+
+fn models(s: &Settings, p: &Principal, trace: &Trace) -> Response {
+    let data: Vec<_> = s
+        .router
+        .model_names
+        .iter()
+        .filter(|m| p.may_use_model(m) && roles_allow(p.roles.as_deref(), &s.config.roles, RouteClass::Models, Some(m)))
+        .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "meridian"}))
+        .collect();
+    respond::json(200, json!({"object": "list", "data": data}).to_string().into_bytes(), trace.headers())
+}
+
+async fn read_chat(mut req: Request, s: &Settings) -> Result<ChatRequest, GatewayError> {
+    let limit = s.config.limits.max_body_bytes;
+    if header(&req, "content-length").and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n > limit) {
+        return Err(GatewayError::PayloadTooLarge { limit });
+    }
+    if req.method() != Method::Post {
+        return Err(GatewayError::invalid("use POST"));
+    }
+    let bytes = req.bytes().await.map_err(|e| GatewayError::invalid(format!("could not read the request body: {e}")))?;
+    if bytes.len() > limit {
+        return Err(GatewayError::PayloadTooLarge { limit });
+    }
+    let mut chat: ChatRequest = parse_json(&bytes)?;
+    validate_chat(&mut chat, &s.config.limits)?;
+    Ok(chat)
+}
+
+/// Prompt tokens estimated at four bytes each, plus the output cap.
+fn estimate_tokens(req: &ChatRequest, s: &Settings) -> u64 {
+    let prompt: usize = req.messages.iter().map(|m| m.text_content().len()).sum();
+    (prompt / 4) as u64 + u64::from(req.output_cap().unwrap_or(s.config.limits.default_max_tokens))
+}
+
+fn cost_of(s: &Settings, deployment: usize, model: &str, u: &Usage) -> Option<f64> {
+    s.router.deployments[deployment].price.or_else(|| s.prices.lookup(model)).map(|p| p.cost(u))
+}
+
+async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: Principal, mut trace: Trace) -> Response {
+    let cache_mode = cache::mode(&req);
+    let chat = match read_chat(req, &s).await {
+        Ok(c) => c,
+        Err(e) => return fail(e, &trace),
+    };
+    if !principal.may_use_model(&chat.model) || !roles_allow(principal.roles.as_deref(), &s.config.roles, RouteClass::Chat, Some(&chat.model)) {
+        return fail(GatewayError::Forbidden(format!("this caller may not use model {:?}", chat.model)), &trace);
+    }
+    let Some(model) = s.router.models.get(&chat.model) else {
+        return fail(GatewayError::NotFound(format!("the model {:?} does not exist", chat.model)), &trace);
+    };
+    let tenant = s.tenant(&principal.tenant).cloned();
+    let region = tenant.as_ref().filter(|t| t.providers_in_region_only).map(|t| t.region);
+    let tenant_limits = tenant.map(|t| t.limits).unwrap_or_default();
+
+    // 5: reserve the estimate.
+    let est_tokens = estimate_tokens(&chat, &s);
+    let est_cost = model.deployments.first().and_then(|&d| cost_of(&s, d, &s.router.deployments[d].model.clone(), &Usage::new(est_tokens, 0))).unwrap_or(0.0);
+    let reservation = match limits::reserve(&env, &principal.tenant, &tenant_limits, &principal.key_name, &chat.model, est_tokens, est_cost).await {
+        Ok((r, h)) => {
+            trace.limit_headers = h;
+            r
+        }
+        Err(refusal) => {
+            trace.limit_headers = refusal.headers;
+            return fail(refusal.error, &trace);
+        }
+    };
+
+    // 6: exact cache.
+    let cfg = s.edge.cache;
+    let cacheable = cfg.enabled && cache_mode != cache::Mode::Bypass && is_cacheable(&chat, cfg.cache_tool_requests);
+    let key = cache_key(&principal.tenant, &chat);
+    if cacheable && cache_mode == cache::Mode::Use {
+        if let Some(hit) = cache::get(&env, &principal.tenant, &key).await {
+            trace.cache = "exact";
+            trace.cache_age_s = Some((now_ms() / 1000).saturating_sub(hit.stored_at));
+            let mut e = usage::event(&principal, trace.feature.clone(), "cache", "cache", &hit.response.model, (now_ms() - trace.started_ms) as f64, chat.is_stream(), Some("exact"));
+            e.cost_usd = Some(0.0);
+            let (s2, p2, env2) = (s.clone(), principal.clone(), env.clone());
+            ctx.wait_until(async move {
+                if let Some(r) = reservation {
+                    limits::settle(env2, r, 0, 0.0).await;
+                }
+                usage::send(&s2, &p2, &e).await;
+            });
+            return replay(&hit, &chat, &trace);
+        }
+    }
+    trace.cache = if cache_mode == cache::Mode::Use { "miss" } else if cache_mode == cache::Mode::Refresh { "refresh" } else { "bypass" };
+    let ttl = cfg.ttl_secs;
+    let max_entry = cfg.max_entry_bytes;
+
+    // 8-10: route, fail over, relay.
+    if chat.is_stream() {
+        let (s2, p2, env2, feature, started, is_stream) = (s.clone(), principal.clone(), env.clone(), trace.feature.clone(), trace.started_ms, true);
+        let tenant_id = principal.tenant.clone();
+        let name = chat.model.clone();
+        return stream::respond(&ctx, s.clone(), chat, name, region, cacheable, trace, move |f| async move {
+            let (tokens, cost, dep) = match f.deployment {
+                Some(d) => (f.usage.total_tokens, cost_of(&s2, d, &f.model, &f.usage).unwrap_or(0.0), Some(d)),
+                None => (0, 0.0, None),
+            };
+            if let Some(r) = reservation {
+                limits::settle(env2.clone(), r, tokens, cost).await;
+            }
+            if let Some(d) = dep {
+                let dd = &s2.router.deployments[d];
+                let mut e = usage::event(&p2, feature, &dd.name, &dd.provider_name, &f.model, (now_ms() - started) as f64, is_stream, None);
+                e.tokens(&f.usage);
+                e.cost_usd = Some(cost);
+                usage::send(&s2, &p2, &e).await;
+            }
+            if let Some(answer) = f.answer {
+                if serde_json::to_vec(&answer).map(|b| b.len()).unwrap_or(usize::MAX) <= max_entry {
+                    cache::put(env2, tenant_id, key, answer, ttl).await;
+                }
+            }
+        })
+        .await;
+    }
+    match complete::run(&s, &chat, model, region, &mut trace).await {
+        Ok((resp, d)) => {
+            let u = resp.usage.unwrap_or_default();
+            let cost = cost_of(&s, d, &resp.model, &u);
+            let dd = &s.router.deployments[d];
+            let mut e = usage::event(&principal, trace.feature.clone(), &dd.name, &dd.provider_name, &resp.model, (now_ms() - trace.started_ms) as f64, false, None);
+            e.tokens(&u);
+            e.cost_usd = cost;
+            let body = serde_json::to_vec(&resp).unwrap_or_default();
+            let answer = (cacheable && body.len() <= max_entry).then(|| CachedAnswer { response: resp.clone(), stored_at: now_ms() / 1000 });
+            let (s2, p2, env2, tenant_id) = (s.clone(), principal.clone(), env.clone(), principal.tenant.clone());
+            ctx.wait_until(async move {
+                if let Some(r) = reservation {
+                    limits::settle(env2.clone(), r, u.total_tokens, cost.unwrap_or(0.0)).await;
+                }
+                usage::send(&s2, &p2, &e).await;
+                if let Some(a) = answer {
+                    cache::put(env2, tenant_id, key, a, ttl).await;
+                }
+            });
+            let h = trace.headers();
+            if let Some(c) = cost {
+                let _ = h.set("x-meridian-cost-usd", &format!("{c:.8}"));
+            }
+            respond::json(200, body, h)
+        }
+        Err(e) => {
+            if let Some(r) = reservation {
+                ctx.wait_until(limits::settle(env.clone(), r, 0, 0.0));
+            }
+            fail(GatewayError::from_upstream(&e), &trace)
+        }
+    }
+}
+
+/// A cache hit, as JSON or as an SSE stream (same shape a live answer has).
+fn replay(hit: &CachedAnswer, chat: &ChatRequest, trace: &Trace) -> Response {
+    let h: Headers = trace.headers();
+    if chat.is_stream() {
+        let body: Vec<u8> = hit.to_sse(&format!("chatcmpl-{}", random_id()), chat.wants_stream_usage()).concat();
+        let _ = h.set("content-type", "text/event-stream; charset=utf-8");
+        return match Response::from_bytes(body) {
+            Ok(r) => r.with_headers(h),
+            Err(e) => fail(GatewayError::Internal(e.to_string()), trace),
+        };
+    }
+    let resp: &ChatResponse = &hit.response;
+    respond::json(200, serde_json::to_vec(resp).unwrap_or_default(), h)
+}

@@ -1,0 +1,151 @@
+//! Mock provider + one regional gateway.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::proc::{bin, start_mock, Proc};
+
+/// A random API key and its digest.
+pub fn new_key() -> (String, String) {
+    let key = format!("sk-test-{:032x}", rand::random::<u128>());
+    let digest = hex::encode(Sha256::digest(key.as_bytes()));
+    (key, digest)
+}
+
+/// What a test adds to the base config: its deployments, models and any other sections.
+pub struct Setup {
+    pub body: String,
+    pub region: &'static str,
+}
+
+impl Setup {
+    pub fn models(yaml: &str) -> Setup {
+        Setup { body: yaml.to_string(), region: "eu" }
+    }
+}
+
+/// Mock + one regional gateway, with an EU tenant (`key`) and a US tenant (`us_key`).
+pub struct Stack {
+    pub mock: Proc,
+    pub gw: Proc,
+    pub key: String,
+    pub us_key: String,
+    pub restricted_key: String,
+    pub http: reqwest::Client,
+    pub config_path: PathBuf,
+}
+
+/// A closed port: connections are refused.
+pub const DEAD_URL: &str = "http://127.0.0.1:9";
+
+impl Stack {
+    pub async fn start(setup: Setup) -> Stack {
+        let mock = start_mock();
+        Self::start_with_mock(mock, setup)
+    }
+
+    pub fn start_with_mock(mock: Proc, setup: Setup) -> Stack {
+        let (key, digest) = new_key();
+        let (us_key, us_digest) = new_key();
+        let (restricted_key, restricted_digest) = new_key();
+        let m = &mock.url;
+        let body = setup.body.replace("{mock}", m);
+        let has = |section: &str| body.lines().any(|l| l.starts_with(section));
+        let mut cfg = format!(
+            r#"server: {{ listen: "127.0.0.1:0", region: {region}, drain_timeout_ms: 5000 }}
+providers:
+  - {{ name: openai, kind: openai, base_url: "{m}/v1", api_key_env: MERIDIAN_TEST_PROVIDER_KEY, region: eu }}
+  - {{ name: anthropic, kind: anthropic, base_url: "{m}", api_key_env: MERIDIAN_TEST_PROVIDER_KEY, region: us }}
+  - {{ name: gemini, kind: gemini, base_url: "{m}/v1beta", api_key_env: MERIDIAN_TEST_PROVIDER_KEY, region: eu }}
+  - {{ name: deepseek, kind: deepseek, base_url: "{m}", api_key_env: MERIDIAN_TEST_PROVIDER_KEY }}
+  - {{ name: mistral, kind: mistral, base_url: "{m}/v1", api_key_env: MERIDIAN_TEST_PROVIDER_KEY }}
+  - {{ name: dead, kind: openai, base_url: "{DEAD_URL}/v1", api_key_env: MERIDIAN_TEST_PROVIDER_KEY }}
+  - {{ name: badkey, kind: openai, base_url: "{m}/v1", api_key_env: MERIDIAN_TEST_BAD_KEY }}
+tenants:
+  - {{ id: tenant-eu, region: eu, api_keys: [{{ name: k1, sha256: "{digest}" }}] }}
+  - {{ id: tenant-us, region: us, api_keys: [{{ name: k1, sha256: "{us_digest}" }}] }}
+  - {{ id: tenant-restricted, region: eu, providers_in_region_only: true, allowed_models: [allowed, regional], api_keys: [{{ name: k1, sha256: "{restricted_digest}" }}] }}
+"#,
+            region = setup.region
+        );
+        if !has("routes:") {
+            cfg.push_str("routes:\n  default:\n    timeouts: { connect_ms: 500, first_byte_ms: 2000, first_token_ms: 2000, idle_ms: 1000, total_ms: 10000 }\n    retry: { backoff_base_ms: 20, backoff_max_ms: 200 }\n");
+        }
+        cfg.push_str(&body);
+        let dir = std::env::temp_dir().join("meridian-e2e");
+        std::fs::create_dir_all(&dir).unwrap();
+        let config_path = dir.join(format!("config-{}.yaml", rand::random::<u32>()));
+        std::fs::write(&config_path, &cfg).unwrap();
+        let mut c = Command::new(bin("meridian-regional"));
+        c.arg("serve").arg("--config").arg(&config_path).env("MERIDIAN_TEST_PROVIDER_KEY", "mock-key").env("MERIDIAN_TEST_BAD_KEY", "invalid").env("MERIDIAN_LOG", "info");
+        let gw = Proc::spawn(c, "regional");
+        let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+        Stack { mock, gw, key, us_key, restricted_key, http, config_path }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gw.url)
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> reqwest::Response {
+        self.http.post(self.url(path)).bearer_auth(key).json(body).send().await.expect("gateway answers")
+    }
+
+    pub async fn chat(&self, body: Value) -> reqwest::Response {
+        self.post("/v1/chat/completions", &self.key, &body).await
+    }
+
+    /// Non-stream chat: (status, headers, JSON body).
+    pub async fn chat_json(&self, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
+        let r = self.chat(body).await;
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let v = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+        (status, headers, v)
+    }
+
+    /// Attempts the mock received for models whose name contains `model`.
+    pub async fn attempts(&self, model: &str) -> Vec<Value> {
+        let v: Value = self.http.get(format!("{}/_mock/attempts", self.mock.url)).query(&[("model", model)]).send().await.unwrap().json().await.unwrap();
+        v["attempts"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+pub fn user(text: &str) -> Value {
+    json!([{"role": "user", "content": text}])
+}
+
+pub fn header<'a>(h: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// A recorded provider payload from `../shared/fixtures/providers/`.
+pub fn fixture(path: &str) -> PathBuf {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/providers")).join(path);
+    assert!(p.exists(), "fixture {} missing", p.display());
+    p
+}
+
+/// The complete answer the mock gives to `question` (asked directly, no faults).
+pub async fn mock_answer(s: &Stack, question: &str) -> String {
+    mock_answer_at(&s.mock.url, question).await
+}
+
+/// The same, from the mock at `mock_url`.
+pub async fn mock_answer_at(mock_url: &str, question: &str) -> String {
+    let v: Value = reqwest::Client::new()
+        .post(format!("{mock_url}/v1/chat/completions"))
+        .bearer_auth("k")
+        .json(&json!({"model": "reference", "messages": user(question)}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["choices"][0]["message"]["content"].as_str().unwrap().to_string()
+}
