@@ -10,7 +10,8 @@
 //!  5 rate limit + budget: reserve       limits::reserve (RateLimiter Durable Object)
 //!  6 exact cache                        cache::get (ResponseCache Durable Object)
 //!  8-10 route, failover, stream relay   complete::run / stream::respond
-//! 11 settle, usage event, cache store   waitUntil: limits::settle, usage::send, cache::put
+//! 11 settle + cache store, then usage  limits::settle, cache::put before the answer ends;
+//!                                       usage::send in waitUntil
 //! ```
 
 use std::rc::Rc;
@@ -24,6 +25,8 @@ use worker::{Context, Env, Headers, Method, Request, Response};
 use crate::clock::{now_ms, random_id};
 use crate::respond::{self, Trace};
 use crate::settings::{self, Settings};
+use crate::stream::{Finished, Job};
+use crate::usage::UsageEvent;
 use crate::{cache, complete, forward, identity, limits, stream, usage};
 
 fn header(req: &Request, name: &str) -> Option<String> {
@@ -141,15 +144,17 @@ async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: 
         if let Some(hit) = cache::get(&env, &principal.tenant, &key).await {
             trace.cache = "exact";
             trace.cache_age_s = Some((now_ms() / 1000).saturating_sub(hit.stored_at));
-            let mut e = usage::event(&principal, trace.feature.clone(), "cache", "cache", &hit.response.model, (now_ms() - trace.started_ms) as f64, chat.is_stream(), Some("exact"));
+            let mut e = UsageEvent::for_principal(&principal, "edge", trace.feature.clone());
+            e.answered_by("cache", "cache", &hit.response.model);
             e.cost_usd = Some(0.0);
-            let (s2, p2, env2) = (s.clone(), principal.clone(), env.clone());
-            ctx.wait_until(async move {
-                if let Some(r) = reservation {
-                    limits::settle(env2, r, 0, 0.0).await;
-                }
-                usage::send(&s2, &p2, &e).await;
-            });
+            e.latency_ms = (now_ms() - trace.started_ms) as f64;
+            e.stream = chat.is_stream();
+            e.cache = Some("exact".into());
+            if let Some(r) = reservation {
+                limits::settle(env.clone(), r, 0, 0.0).await;
+            }
+            let (s2, p2) = (s.clone(), principal.clone());
+            ctx.wait_until(async move { usage::send(&s2, &p2, &e).await });
             return replay(&hit, &chat, &trace);
         }
     }
@@ -157,54 +162,58 @@ async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: 
     let ttl = cfg.ttl_secs;
     let max_entry = cfg.max_entry_bytes;
 
-    // 8-10: route, fail over, relay.
+    // 8-10: route, fail over, relay. Limits are settled and the answer cached before the
+    // client sees the end of it; only the usage event goes after, in waitUntil.
     if chat.is_stream() {
-        let (s2, p2, env2, feature, started, is_stream) = (s.clone(), principal.clone(), env.clone(), trace.feature.clone(), trace.started_ms, true);
+        let (s_settle, s_after, p2, env2, feature, started) = (s.clone(), s.clone(), principal.clone(), env.clone(), trace.feature.clone(), trace.started_ms);
         let tenant_id = principal.tenant.clone();
         let name = chat.model.clone();
-        return stream::respond(&ctx, s.clone(), chat, name, region, cacheable, trace, move |f| async move {
-            let (tokens, cost, dep) = match f.deployment {
-                Some(d) => (f.usage.total_tokens, cost_of(&s2, d, &f.model, &f.usage).unwrap_or(0.0), Some(d)),
-                None => (0, 0.0, None),
+        let settle = move |f: &Finished| {
+            let (tokens, cost) = match f.deployment {
+                Some(d) => (f.usage.total_tokens, cost_of(&s_settle, d, &f.model, &f.usage).unwrap_or(0.0)),
+                None => (0, 0.0),
             };
-            if let Some(r) = reservation {
-                limits::settle(env2.clone(), r, tokens, cost).await;
-            }
-            if let Some(d) = dep {
-                let dd = &s2.router.deployments[d];
-                let mut e = usage::event(&p2, feature, &dd.name, &dd.provider_name, &f.model, (now_ms() - started) as f64, is_stream, None);
-                e.tokens(&f.usage);
-                e.cost_usd = Some(cost);
-                usage::send(&s2, &p2, &e).await;
-            }
-            if let Some(answer) = f.answer {
-                if serde_json::to_vec(&answer).map(|b| b.len()).unwrap_or(usize::MAX) <= max_entry {
-                    cache::put(env2, tenant_id, key, answer, ttl).await;
+            let answer = f.answer.clone().filter(|a| serde_json::to_vec(a).map(|b| b.len()).unwrap_or(usize::MAX) <= max_entry);
+            async move {
+                if let Some(r) = reservation {
+                    limits::settle(env2.clone(), r, tokens, cost).await;
+                }
+                if let Some(a) = answer {
+                    cache::put(env2, tenant_id, key, a, ttl).await;
                 }
             }
-        })
-        .await;
+        };
+        let after = move |f: Finished| async move {
+            if let Some(d) = f.deployment {
+                let dd = &s_after.router.deployments[d];
+                let mut e = UsageEvent::for_principal(&p2, "edge", feature);
+                e.answered_by(&dd.name, &dd.provider_name, &f.model).tokens(&f.usage);
+                e.latency_ms = (now_ms() - started) as f64;
+                e.stream = true;
+                e.cost_usd = cost_of(&s_after, d, &f.model, &f.usage);
+                usage::send(&s_after, &p2, &e).await;
+            }
+        };
+        return stream::respond(&ctx, s.clone(), Job { req: chat, model_name: name, region, cache: cacheable }, trace, settle, after).await;
     }
     match complete::run(&s, &chat, model, region, &mut trace).await {
         Ok((resp, d)) => {
             let u = resp.usage.unwrap_or_default();
             let cost = cost_of(&s, d, &resp.model, &u);
             let dd = &s.router.deployments[d];
-            let mut e = usage::event(&principal, trace.feature.clone(), &dd.name, &dd.provider_name, &resp.model, (now_ms() - trace.started_ms) as f64, false, None);
-            e.tokens(&u);
+            let mut e = UsageEvent::for_principal(&principal, "edge", trace.feature.clone());
+            e.answered_by(&dd.name, &dd.provider_name, &resp.model).tokens(&u);
+            e.latency_ms = (now_ms() - trace.started_ms) as f64;
             e.cost_usd = cost;
             let body = serde_json::to_vec(&resp).unwrap_or_default();
-            let answer = (cacheable && body.len() <= max_entry).then(|| CachedAnswer { response: resp.clone(), stored_at: now_ms() / 1000 });
-            let (s2, p2, env2, tenant_id) = (s.clone(), principal.clone(), env.clone(), principal.tenant.clone());
-            ctx.wait_until(async move {
-                if let Some(r) = reservation {
-                    limits::settle(env2.clone(), r, u.total_tokens, cost.unwrap_or(0.0)).await;
-                }
-                usage::send(&s2, &p2, &e).await;
-                if let Some(a) = answer {
-                    cache::put(env2, tenant_id, key, a, ttl).await;
-                }
-            });
+            if let Some(r) = reservation {
+                limits::settle(env.clone(), r, u.total_tokens, cost.unwrap_or(0.0)).await;
+            }
+            if cacheable && body.len() <= max_entry {
+                cache::put(env.clone(), principal.tenant.clone(), key, CachedAnswer { response: resp, stored_at: now_ms() / 1000 }, ttl).await;
+            }
+            let (s2, p2) = (s.clone(), principal.clone());
+            ctx.wait_until(async move { usage::send(&s2, &p2, &e).await });
             let h = trace.headers();
             if let Some(c) = cost {
                 let _ = h.set("x-meridian-cost-usd", &format!("{c:.8}"));
@@ -213,7 +222,7 @@ async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: 
         }
         Err(e) => {
             if let Some(r) = reservation {
-                ctx.wait_until(limits::settle(env.clone(), r, 0, 0.0));
+                limits::settle(env.clone(), r, 0, 0.0).await;
             }
             fail(GatewayError::from_upstream(&e), &trace)
         }

@@ -22,6 +22,15 @@ use crate::upstream::{self, remaining};
 
 const CHANNEL_FRAMES: usize = 16;
 
+/// What to stream: the request, its model alias, the provider region restriction, and
+/// whether to keep the answer for the cache.
+pub struct Job {
+    pub req: ChatRequest,
+    pub model_name: String,
+    pub region: Option<Region>,
+    pub cache: bool,
+}
+
 /// How the stream ended, for settlement, usage and the cache.
 pub struct Finished {
     pub deployment: Option<usize>,
@@ -86,13 +95,24 @@ async fn attempt(s: &Settings, relay: &mut StreamRelay, client: &mut Client, tra
     }
 }
 
-async fn drive(s: Rc<Settings>, req: ChatRequest, model_name: String, region: Option<Region>, cache: bool, mut trace: Trace, mut client: Client) -> Finished {
+/// Runs the request to its end. `settle` runs before the closing frames, so by the time
+/// a client reads `[DONE]` its limits are settled and the answer is cached.
+async fn drive<S, SFut>(s: Rc<Settings>, job: Job, mut trace: Trace, mut client: Client, settle: S) -> Finished
+where
+    S: FnOnce(&Finished) -> SFut,
+    SFut: std::future::Future<Output = ()>,
+{
+    let Job { req, model_name, region, cache } = job;
     let mut relay = StreamRelay::new(format!("chatcmpl-{}", random_id()), now_ms() / 1000, req.wants_stream_usage());
     if cache {
         relay.keep_transcript();
     }
     let unanswered = |relay: &StreamRelay| Finished { deployment: None, model: relay.model().to_string(), usage: Usage::default(), answer: None };
-    let Some(model) = s.router.models.get(&model_name) else { return unanswered(&relay) };
+    let Some(model) = s.router.models.get(&model_name) else {
+        let f = unanswered(&relay);
+        settle(&f).await;
+        return f;
+    };
     let route = s.config.routes.get(&model.route).copied().unwrap_or_default();
     let deadline = now_ms() + route.timeouts.total_ms;
     let mut engine = Engine::new(s.router.plan(model, region, now_ms(), random_f64(), random_f64()), route.policy(), now_ms());
@@ -123,7 +143,11 @@ async fn drive(s: Rc<Settings>, req: ChatRequest, model_name: String, region: Op
                         s.router.record_success(d, ms);
                         break d;
                     }
-                    Err(Stop::ClientGone) => return unanswered(&relay),
+                    Err(Stop::ClientGone) => {
+                        let f = unanswered(&relay);
+                        settle(&f).await;
+                        return f;
+                    }
                     Err(Stop::Failed(e)) => {
                         relay.attempt_failed();
                         worker::console_warn!("attempt {n} on {} failed: {} ({})", dep.name, e.message, e.class.as_str());
@@ -133,6 +157,8 @@ async fn drive(s: Rc<Settings>, req: ChatRequest, model_name: String, region: Op
                 }
             }
             Action::GiveUp(e) => {
+                let f = unanswered(&relay);
+                settle(&f).await;
                 match client.commit.take() {
                     Some(c) => {
                         let _ = c.send(Err(GatewayError::from_upstream(&e)));
@@ -141,7 +167,7 @@ async fn drive(s: Rc<Settings>, req: ChatRequest, model_name: String, region: Op
                         let _ = client.tx.send(StreamRelay::error_frame(&e)).await;
                     }
                 }
-                return unanswered(&relay);
+                return f;
             }
             Action::Done => unreachable!("Done only follows a reported success"),
         }
@@ -150,28 +176,31 @@ async fn drive(s: Rc<Settings>, req: ChatRequest, model_name: String, region: Op
     let usage = relay.usage();
     let cost = dep.price.or_else(|| s.prices.lookup(relay.model())).map(|p| p.cost(&usage));
     let comment = cost.map(|c| format!("x-meridian-cost-usd={c:.8} x-meridian-deployment={}", dep.name));
+    let answer = cache.then(|| CachedAnswer::from_chunks(relay.transcript(), usage, now_ms() / 1000)).flatten();
+    let f = Finished { deployment: Some(answered_by), model: relay.model().to_string(), usage, answer };
+    settle(&f).await;
     relay.finish(comment.as_deref(), &mut client.frames);
     let _ = client.flush(&relay, &trace).await;
-    let answer = cache.then(|| CachedAnswer::from_chunks(relay.transcript(), usage, now_ms() / 1000)).flatten();
-    Finished { deployment: Some(answered_by), model: relay.model().to_string(), usage, answer }
+    f
 }
 
-/// Starts the driver inside `waitUntil` (so the request stays alive until the stream and
-/// `done` — settle, usage, cache — have finished); answers once the first output chunk
-/// (or a final error) is known.
-#[allow(clippy::too_many_arguments)]
-pub async fn respond<F, Fut>(ctx: &Context, s: Rc<Settings>, req: ChatRequest, model_name: String, region: Option<Region>, cache: bool, trace: Trace, done: F) -> Response
+/// Starts the driver inside `waitUntil` (so the request stays alive until the stream,
+/// `settle` — limits, cache — and `after` — the usage event — have finished); answers
+/// once the first output chunk (or a final error) is known.
+pub async fn respond<S, SFut, A, AFut>(ctx: &Context, s: Rc<Settings>, job: Job, trace: Trace, settle: S, after: A) -> Response
 where
-    F: FnOnce(Finished) -> Fut + 'static,
-    Fut: std::future::Future<Output = ()> + 'static,
+    S: FnOnce(&Finished) -> SFut + 'static,
+    SFut: std::future::Future<Output = ()> + 'static,
+    A: FnOnce(Finished) -> AFut + 'static,
+    AFut: std::future::Future<Output = ()> + 'static,
 {
     let (tx, rx) = mpsc::channel::<Vec<u8>>(CHANNEL_FRAMES);
     let (commit_tx, commit_rx) = oneshot::channel();
     let request_id = trace.request_id.clone();
     let client = Client { tx, commit: Some(commit_tx), frames: Vec::new() };
     ctx.wait_until(async move {
-        let finished = drive(s, req, model_name, region, cache, trace, client).await;
-        done(finished).await;
+        let finished = drive(s, job, trace, client, settle).await;
+        after(finished).await;
     });
     match commit_rx.await {
         Ok(Ok(headers)) => {

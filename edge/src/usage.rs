@@ -2,30 +2,10 @@
 //! never delays the response.
 
 use meridian_shared::auth::Principal;
-use meridian_shared::usage::UsageEvent;
+pub use meridian_shared::usage::UsageEvent;
 use worker::{Fetch, Headers, Method, Request, RequestInit};
 
 use crate::settings::Settings;
-
-pub fn event(p: &Principal, feature: Option<String>, deployment: &str, provider: &str, model: &str, latency_ms: f64, stream: bool, cache: Option<&str>) -> UsageEvent {
-    UsageEvent {
-        tenant: p.tenant.clone(),
-        user: p.key_name.clone(),
-        feature,
-        deployment: deployment.to_string(),
-        provider: provider.to_string(),
-        model: model.to_string(),
-        prompt_tokens: 0,
-        completion_tokens: 0,
-        cached_tokens: 0,
-        reasoning_tokens: 0,
-        cost_usd: None,
-        latency_ms,
-        stream,
-        cache: cache.map(str::to_string),
-        via: "edge".into(),
-    }
-}
 
 /// Posts the event to `POST {home region}/internal/usage`.
 pub async fn send(s: &Settings, p: &Principal, e: &UsageEvent) {

@@ -42,25 +42,11 @@ impl UsageStore {
 /// Builds the event for an answered request, priced at the deployment's configured price,
 /// else the built-in table's price for the model that answered.
 pub fn event(st: &AppState, p: &Principal, d: &Deployment, model: &str, u: Usage, latency: Duration, stream: bool) -> UsageEvent {
-    let cost_usd = d.price.or_else(|| st.prices.lookup(model)).map(|price| price.cost(&u));
-    let mut e = UsageEvent {
-        tenant: p.tenant.clone(),
-        user: p.key_name.clone(),
-        feature: None,
-        deployment: d.name.clone(),
-        provider: d.provider_name.clone(),
-        model: model.to_string(),
-        prompt_tokens: 0,
-        completion_tokens: 0,
-        cached_tokens: 0,
-        reasoning_tokens: 0,
-        cost_usd,
-        latency_ms: latency.as_secs_f64() * 1000.0,
-        stream,
-        cache: None,
-        via: st.config.server.region.as_str().to_string(),
-    };
-    e.tokens(&u);
+    let mut e = UsageEvent::for_principal(p, st.config.server.region.as_str(), None);
+    e.answered_by(&d.name, &d.provider_name, model).tokens(&u);
+    e.cost_usd = d.price.or_else(|| st.prices.lookup(model)).map(|price| price.cost(&u));
+    e.latency_ms = latency.as_secs_f64() * 1000.0;
+    e.stream = stream;
     e
 }
 

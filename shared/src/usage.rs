@@ -32,6 +32,35 @@ pub struct UsageEvent {
 }
 
 impl UsageEvent {
+    /// An event for `p`'s request handled `via` a host, before anything answered.
+    pub fn for_principal(p: &crate::auth::Principal, via: &str, feature: Option<String>) -> UsageEvent {
+        UsageEvent {
+            tenant: p.tenant.clone(),
+            user: p.key_name.clone(),
+            feature,
+            deployment: String::new(),
+            provider: String::new(),
+            model: String::new(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
+            cost_usd: None,
+            latency_ms: 0.0,
+            stream: false,
+            cache: None,
+            via: via.to_string(),
+        }
+    }
+
+    /// Who answered: deployment, provider and the model name the provider gave.
+    pub fn answered_by(&mut self, deployment: &str, provider: &str, model: &str) -> &mut Self {
+        self.deployment = deployment.to_string();
+        self.provider = provider.to_string();
+        self.model = model.to_string();
+        self
+    }
+
     pub fn tokens(&mut self, u: &Usage) -> &mut Self {
         self.prompt_tokens = u.prompt_tokens;
         self.completion_tokens = u.completion_tokens;

@@ -40,3 +40,282 @@ async fn chat_through_the_worker_with_failover() {
     assert_eq!(body["choices"][0]["message"]["content"], mock_answer_at(&s.mock.url, "hello").await.as_str());
     assert!(!header(&h, "x-meridian-overhead-ms").is_empty());
 }
+
+#[tokio::test]
+async fn jwt_algorithms_are_accepted_and_every_forgery_refused() {
+    let s = stack("ok").await;
+    let claims = EdgeStack::claims("tenant-eu", &["admin"]);
+    let body = json!({"model": "m", "messages": user("hi")});
+    for (name, token) in [("HS256", s.idp.sign_hs256(&claims)), ("RS256", s.idp.sign("rsa-1", &claims)), ("ES256", s.idp.sign("ec-1", &claims)), ("EdDSA", s.idp.sign("ed-1", &claims))] {
+        let r = s.chat(&token, json!({"model": "m", "messages": user(name)})).await;
+        assert_eq!(r.status(), 200, "{name}: {}", r.text().await.unwrap());
+    }
+    let b64 = |v: &Value| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let mut expired = claims.clone();
+    expired["exp"] = json!(expired["iat"].as_u64().unwrap() - 60);
+    let mut wrong_aud = claims.clone();
+    wrong_aud["aud"] = json!("someone-else");
+    let mut wrong_iss = claims.clone();
+    wrong_iss["iss"] = json!("https://evil.test");
+    let mut unknown_tenant = claims.clone();
+    unknown_tenant["tenant"] = json!("nobody");
+    let cases = [
+        ("alg none", format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&claims)), "alg \"none\""),
+        ("algorithm confusion", s.idp.forge_confused(&claims), "invalid token"),
+        ("expired", s.idp.sign("rsa-1", &expired), "expired"),
+        ("wrong audience", s.idp.sign("ec-1", &wrong_aud), "audience"),
+        ("wrong issuer", s.idp.sign("ed-1", &wrong_iss), "issuer"),
+        ("unknown tenant", s.idp.sign("rsa-1", &unknown_tenant), "unknown tenant"),
+        ("malformed", "eyJhbGciOiJSUzI1NiJ9.not-base64!.x".to_string(), "malformed"),
+        ("tampered", { let t = s.idp.sign("rsa-1", &claims); let mut p: Vec<&str> = t.split('.').collect(); let forged = b64(&EdgeStack::claims("tenant-b", &["admin"])); p[1] = &forged; p.join(".") }, "signature"),
+    ];
+    for (name, token, needle) in cases {
+        let (status, err) = error_of(s.chat(&token, body.clone()).await).await;
+        assert_eq!(status, 401, "{name}: {err}");
+        assert!(err["error"]["message"].as_str().unwrap().contains(needle), "{name}: {err}");
+    }
+    assert_eq!(s.attempts("ok").await.len(), 4, "only the four valid tokens reached a provider");
+}
+
+#[tokio::test]
+async fn jwks_rotation_unknown_kid_then_new_key_accepted() {
+    let mut s = stack("ok").await;
+    let claims = EdgeStack::claims("tenant-eu", &["admin"]);
+    let body = json!({"model": "m", "messages": user("hi")});
+    assert_eq!(s.chat(&s.idp.sign("rsa-1", &claims), body.clone()).await.status(), 200);
+    // A new key the IdP has not published yet: unknown kid.
+    s.idp.add_key("rsa-2", jsonwebtoken::Algorithm::RS256);
+    s.idp.publish_except(&["rsa-2"]);
+    let (status, err) = error_of(s.chat(&s.idp.sign("rsa-2", &claims), body.clone()).await).await;
+    assert_eq!(status, 401);
+    assert!(err["error"]["message"].as_str().unwrap().contains("kid"), "{err}");
+    // Published: the edge refetches the JWKS on the unknown kid (after its 10 s floor).
+    s.idp.publish();
+    let mut ok = false;
+    for _ in 0..130 {
+        if s.chat(&s.idp.sign("rsa-2", &claims), body.clone()).await.status() == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ok, "rotated key accepted after the JWKS refresh");
+}
+
+#[tokio::test]
+async fn roles_restrict_models_and_routes() {
+    let s = stack("ok").await;
+    let r = s.chat(&s.key_chat_only, json!({"model": "m", "messages": user("hi")})).await;
+    assert_eq!(error_of(r).await.0, 403);
+    let r = s.chat(&s.key_chat_only, json!({"model": "small", "messages": user("hi")})).await;
+    assert_eq!(r.status(), 200);
+    let r = s.get("/v1/admin/usage", &s.key_chat_only).await;
+    assert_eq!(error_of(r).await.0, 403, "admin route not granted");
+    let jwt = s.idp.sign("ec-1", &EdgeStack::claims("tenant-eu", &["chat-small"]));
+    assert_eq!(error_of(s.chat(&jwt, json!({"model": "m", "messages": user("hi")})).await).await.0, 403);
+    let models: Value = s.get("/v1/models", &jwt).await.json().await.unwrap();
+    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["small"]);
+}
+
+#[tokio::test]
+async fn a_concurrent_burst_admits_exactly_the_limit() {
+    let s = EdgeStack::start(EdgeSetup::models(&MODELS.replace("PRIMARY", "ok")).limited("{ requests_per_minute: 5 }")).await;
+    let reqs = (0..20).map(|_| s.chat(&s.key_limited, json!({"model": "small", "messages": user("hi")})));
+    let responses = futures_util::future::join_all(reqs).await;
+    let mut ok = 0;
+    for r in responses {
+        match r.status().as_u16() {
+            200 => ok += 1,
+            429 => {
+                assert!(header(r.headers(), "retry-after").parse::<u64>().unwrap() >= 1);
+                assert_eq!(header(r.headers(), "x-ratelimit-limit-requests"), "5");
+                assert_eq!(header(r.headers(), "x-ratelimit-remaining-requests"), "0");
+                let (_, e) = error_of(r).await;
+                assert_eq!(e["error"]["type"], "rate_limit_error");
+            }
+            other => panic!("unexpected {other}: {}", r.text().await.unwrap()),
+        }
+    }
+    assert_eq!(ok, 5, "exactly the limit is admitted");
+    assert_eq!(s.attempts("gpt-small").await.len(), 5);
+}
+
+#[tokio::test]
+async fn tokens_are_reserved_then_reconciled_with_real_usage() {
+    let s = EdgeStack::start(EdgeSetup::models(&MODELS.replace("PRIMARY", "ok")).limited("{ tokens_per_minute: 100 }")).await;
+    // Distinct prompts, so no answer comes from the cache.
+    let body = |i: u32| json!({"model": "small", "messages": user(&format!("hi {i}")), "max_tokens": 80});
+    // Each reserves ~81 (prompt estimate + cap); real use is 15 (3 prompt + 12 completion):
+    // settled, so the second fits where two reservations would not.
+    for i in 0..2 {
+        let r = s.chat(&s.key_limited, body(i)).await;
+        assert_eq!(r.status(), 200, "request {i}: {}", r.text().await.unwrap());
+    }
+    let (status, err) = error_of(s.chat(&s.key_limited, body(2)).await).await;
+    assert_eq!(status, 429, "15 + 15 + 81 > 100: {err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("tokens per minute"));
+}
+
+#[tokio::test]
+async fn monthly_budget_is_reserved_and_settled() {
+    let models = "deployments:\n  - { name: pricey, provider: openai, model: gpt-pricey, price: { input: 1000.0, output: 1000.0 } }\nmodels:\n  - { name: pricey, deployments: [pricey] }\n";
+    // Estimate per call: (1 + 5) tokens at $1000/M = $0.006; real: 15 tokens = $0.015.
+    let s = EdgeStack::start(EdgeSetup::models(models).limited("{ monthly_budget_usd: 0.025 }")).await;
+    let body = |i: u32| json!({"model": "pricey", "messages": user(&format!("hi {i}")), "max_tokens": 5});
+    for i in 0..2 {
+        let r = s.chat(&s.key_limited, body(i)).await;
+        assert_eq!(r.status(), 200, "request {i}");
+    }
+    // Spent $0.030 > $0.025: refused, though the estimate alone would have fitted.
+    let (status, err) = error_of(s.chat(&s.key_limited, body(2)).await).await;
+    assert_eq!(status, 429, "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("monthly budget"), "{err}");
+}
+
+#[tokio::test]
+async fn exact_cache_is_tenant_scoped_and_replays_streams() {
+    let s = stack("ok").await;
+    let body = json!({"model": "small", "messages": user("cache me"), "temperature": 0});
+    let first = s.chat(&s.key_eu, body.clone()).await;
+    assert_eq!(header(first.headers(), "x-meridian-cache"), "miss");
+    let first: Value = first.json().await.unwrap();
+    // The answer is stored before the response completes: the next request hits.
+    let r = s.chat(&s.key_eu, body.clone()).await;
+    assert!(header(r.headers(), "x-meridian-cache").starts_with("exact"), "second identical request is a cache hit");
+    let hit: Value = r.json().await.unwrap();
+    assert_eq!(hit["choices"][0]["message"]["content"], first["choices"][0]["message"]["content"]);
+    let calls = s.attempts("gpt-small").await.len();
+    // Streamed replay of the same entry.
+    let mut sbody = body.clone();
+    sbody["stream"] = json!(true);
+    let sse = read_sse(s.chat(&s.key_eu, sbody).await).await;
+    assert!(header(&sse.headers, "x-meridian-cache").starts_with("exact"));
+    assert!(sse.done);
+    assert_eq!(sse.text(), first["choices"][0]["message"]["content"].as_str().unwrap());
+    assert_eq!(s.attempts("gpt-small").await.len(), calls, "hits never call the provider");
+    // Tenant B never gets tenant A's entry.
+    let b = s.chat(&s.key_b, body.clone()).await;
+    assert_eq!(header(b.headers(), "x-meridian-cache"), "miss");
+    assert_eq!(s.attempts("gpt-small").await.len(), calls + 1);
+    // Bypass and a changed parameter both miss.
+    let r = s.http.post(s.url("/v1/chat/completions")).bearer_auth(&s.key_eu).header("x-meridian-cache", "bypass").json(&body).send().await.unwrap();
+    assert_eq!(header(r.headers(), "x-meridian-cache"), "bypass");
+    let mut other = body.clone();
+    other["temperature"] = json!(0.5);
+    assert_eq!(header(s.chat(&s.key_eu, other).await.headers(), "x-meridian-cache"), "miss");
+    assert_eq!(s.attempts("gpt-small").await.len(), calls + 3);
+    // A streamed answer is cached too, and replayed as SSE.
+    let q = json!({"model": "small", "stream": true, "messages": user("stream me")});
+    let live = read_sse(s.chat(&s.key_eu, q.clone()).await).await;
+    assert_eq!(header(&live.headers, "x-meridian-cache"), "miss");
+    let replayed = read_sse(s.chat(&s.key_eu, q).await).await;
+    assert!(header(&replayed.headers, "x-meridian-cache").starts_with("exact"));
+    assert_eq!(replayed.text(), live.text());
+    assert!(replayed.done);
+}
+
+#[tokio::test]
+async fn sse_streams_chunk_by_chunk_and_fails_over_before_the_first_token() {
+    let s = stack("early@cut=0").await;
+    let sse = read_sse(s.chat(&s.key_eu, json!({"model": "m", "stream": true, "stream_options": {"include_usage": true}, "messages": user("q")})).await).await;
+    assert_eq!(sse.status, 200);
+    assert!(sse.done && sse.error().is_none(), "{}", sse.raw);
+    assert_eq!(header(&sse.headers, "x-meridian-deployment"), "backup");
+    assert_eq!(sse.text(), mock_answer_at(&s.mock.url, "q").await);
+    assert!(sse.usage().is_some());
+    // A provider that never finishes: chunks still arrive (nothing is buffered to the end).
+    let s = stack("forever@stall=3").await;
+    let mut r = s.chat(&s.key_eu, json!({"model": "m", "stream": true, "messages": user("q")})).await;
+    let mut got = String::new();
+    while !got.contains("Mock") {
+        let c = r.chunk().await.unwrap().expect("a chunk before the provider finishes");
+        got.push_str(&String::from_utf8_lossy(&c));
+    }
+    assert!(got.starts_with("data: "));
+}
+
+#[tokio::test]
+async fn broken_streams_continue_or_end_with_an_error_at_the_edge() {
+    let s = stack("brk@cut=4").await;
+    let sse = read_sse(s.chat(&s.key_eu, json!({"model": "m", "stream": true, "messages": user("cont")})).await).await;
+    assert!(sse.done && sse.error().is_none(), "{}", sse.raw);
+    assert_eq!(sse.text(), mock_answer_at(&s.mock.url, "cont").await, "continued on the fallback");
+    let models = "deployments:\n  - { name: only, provider: openai, model: \"only@cut=3\" }\nmodels:\n  - { name: only, deployments: [only] }\nroutes:\n  default:\n    retry: { max_attempts_per_deployment: 1 }\n";
+    let s = EdgeStack::start(EdgeSetup::models(models)).await;
+    let sse = read_sse(s.chat(&s.key_eu, json!({"model": "only", "stream": true, "messages": user("x")})).await).await;
+    assert!(!sse.done, "{}", sse.raw);
+    assert_eq!(sse.error().unwrap()["code"], "stream_interrupted");
+}
+
+#[tokio::test]
+async fn slow_first_token_fails_over_at_the_edge() {
+    let models = "routes:\n  default:\n    timeouts: { connect_ms: 500, first_byte_ms: 1000, first_token_ms: 300, idle_ms: 1000, total_ms: 10000 }\ndeployments:\n  - { name: slow, provider: openai, model: \"slow@ttft=3000\" }\n  - { name: ok, provider: gemini, model: gemini-ok }\nmodels:\n  - { name: m, deployments: [slow, ok] }\n";
+    let s = EdgeStack::start(EdgeSetup::models(models)).await;
+    let sse = read_sse(s.chat(&s.key_eu, json!({"model": "m", "stream": true, "messages": user("q")})).await).await;
+    assert!(sse.done && sse.error().is_none(), "{}", sse.raw);
+    assert_eq!(header(&sse.headers, "x-meridian-deployment"), "ok");
+    assert!(sse.events.iter().all(|e| e["model"] == "gemini-ok"));
+}
+
+#[tokio::test]
+async fn regional_work_goes_to_the_home_region_only() {
+    let mut s = stack("ok").await;
+    let eu: Value = s.get("/v1/admin/usage", &s.key_eu).await.json().await.unwrap();
+    assert_eq!(eu["region"], "eu");
+    assert_eq!(eu["tenant"], "tenant-eu");
+    let us: Value = s.get("/v1/admin/usage", &s.key_us).await.json().await.unwrap();
+    assert_eq!(us["region"], "us");
+    assert_eq!(us["tenant"], "tenant-us");
+    // The US region goes down: US tenants get a clear 503, never the EU backend.
+    s.us = None;
+    let (status, err) = error_of(s.get("/v1/admin/usage", &s.key_us).await).await;
+    assert_eq!(status, 503, "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("never sent to another region"));
+    assert!(!s.eu.logs().contains("tenant-us"), "the EU backend never saw the US tenant");
+    // EU tenants are unaffected.
+    assert_eq!(s.get("/v1/admin/usage", &s.key_eu).await.status(), 200);
+}
+
+#[tokio::test]
+async fn usage_events_reach_the_tenants_home_region_without_delaying_the_answer() {
+    let s = stack("ok").await;
+    let r = s.http.post(s.url("/v1/chat/completions")).bearer_auth(&s.key_eu).header("x-meridian-feature", "onboarding-bot").json(&json!({"model": "small", "messages": user("hi")})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let report = s.usage_events(&s.key_eu, 1).await;
+    let e = &report["events"][0];
+    assert_eq!(e["tenant"], "tenant-eu");
+    assert_eq!(e["feature"], "onboarding-bot");
+    assert_eq!(e["via"], "edge");
+    assert_eq!(e["deployment"], "small");
+    assert_eq!(e["model"], "gpt-small");
+    assert!(e["completion_tokens"].as_u64().unwrap() > 0);
+    assert!(e["latency_ms"].as_f64().unwrap() >= 0.0);
+    // A US tenant's usage lands in the US region, not in the EU one.
+    let r = s.chat(&s.key_us, json!({"model": "small", "messages": user("hi")})).await;
+    assert_eq!(r.status(), 200);
+    let us = s.usage_events(&s.key_us, 1).await;
+    assert_eq!(us["region"], "us");
+    assert_eq!(us["events"][0]["tenant"], "tenant-us");
+    let eu = s.usage_events(&s.key_eu, 1).await;
+    assert!(eu["events"].as_array().unwrap().iter().all(|e| e["tenant"] == "tenant-eu"));
+}
+
+#[tokio::test]
+async fn bad_input_at_the_edge() {
+    let s = EdgeStack::start(EdgeSetup::models(&format!("limits: {{ max_body_bytes: 20000 }}\n{}", MODELS.replace("PRIMARY", "ok")))).await;
+    let r = s.http.post(s.url("/v1/chat/completions")).json(&json!({"model": "m", "messages": user("hi")})).send().await.unwrap();
+    assert_eq!(error_of(r).await.0, 401);
+    let r = s.http.post(s.url("/v1/chat/completions")).bearer_auth(&s.key_eu).header("content-type", "application/json").body("{nope").send().await.unwrap();
+    assert_eq!(error_of(r).await.0, 400);
+    let r = s.chat(&s.key_eu, json!({"model": "nope", "messages": user("hi")})).await;
+    assert_eq!(error_of(r).await.0, 404);
+    let r = s.chat(&s.key_eu, json!({"model": "m", "messages": user(&"x".repeat(30_000))})).await;
+    assert_eq!(error_of(r).await.0, 413);
+    let r = s.get("/v1/unknown", &s.key_eu).await;
+    assert_eq!(error_of(r).await.0, 404);
+    assert!(s.attempts("").await.is_empty());
+}
