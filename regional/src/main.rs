@@ -39,6 +39,8 @@ enum Command {
     HashKey { key: String },
     /// Validate a config file and exit.
     CheckConfig { config: PathBuf },
+    /// Validate a config file and print it as one line of JSON (for a Worker var).
+    ConfigJson { config: PathBuf },
 }
 
 fn load(path: &PathBuf) -> Config {
@@ -67,6 +69,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() {
     match Cli::parse().command {
         Command::HashKey { key } => println!("{}", hash_api_key(&key).to_hex()),
+        Command::ConfigJson { config } => println!("{}", serde_json::to_string(&load(&config)).expect("config serialises")),
         Command::CheckConfig { config } => {
             load(&config);
             println!("{}: ok", config.display());

@@ -22,7 +22,7 @@ pub async fn report(State(st): State<SharedState>, Extension(p): Extension<Princ
         return ApiError::from(GatewayError::Forbidden("this caller may not read admin data".into())).into_response();
     }
     let events = st.usage.for_tenant(&p.tenant);
-    let cost: f64 = events.iter().filter_map(|e| e.cost_usd).sum();
+    let cost: f64 = events.iter().filter_map(|e| e.cost_usd).sum::<f64>() + 0.0;
     Json(json!({"region": st.config.server.region, "tenant": p.tenant, "total_cost_usd": cost, "events": events})).into_response()
 }
 
