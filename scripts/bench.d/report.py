@@ -5,6 +5,7 @@ import re
 import sys
 
 run, rss_kb, duration = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+wasm_raw, wasm_gz = int(sys.argv[4]), int(sys.argv[5])
 UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -35,3 +36,17 @@ for name, label in (("failover-5xx-c1", "first deployment answers 500"), ("failo
     print(f"| {label} | {f[50]:.3f} | {f[99]:.3f} | {f[50]-base[50]:.3f} | {f[99]-base[99]:.3f} |")
 print()
 print(f"Gateway peak RSS (VmHWM) over all runs: {rss_kb / 1024:.1f} MiB")
+print()
+print("## Edge Worker (workerd, one isolate) vs direct to the mock\n")
+print("| concurrency | path | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms |")
+print("|---|---|---|---|---|---|---|")
+for c in (1, 16):
+    _, d = parse(f"direct-c{c}")
+    for name, label in ((f"edge-c{c}", "edge, no limits"), (f"edge-limited-c{c}", "edge + RateLimiter DO reserve/settle")):
+        rps, e = parse(name)
+        print(f"| {c} | {label} | {rps:,.0f} | {e[50]:.3f} | {e[99]:.3f} | {e[50]-d[50]:.3f} | {e[99]-d[99]:.3f} |")
+_, plain = parse("edge-c1")
+_, lim = parse("edge-limited-c1")
+print()
+print(f"Durable Object round trips (reserve + settle) at concurrency 1: +{lim[50]-plain[50]:.3f} ms p50, +{lim[99]-plain[99]:.3f} ms p99.")
+print(f"Worker bundle: index_bg.wasm {wasm_raw/1048576:.2f} MiB raw, {wasm_gz/1048576:.2f} MiB gzip -9.")

@@ -1,5 +1,7 @@
 //! `RateLimiter`: a tenant's [`LimiterState`], mutated synchronously (so concurrent
-//! requests are decided one after another, exactly) and persisted after each change.
+//! requests are decided one after another, exactly). It is persisted when a call is
+//! settled — when money is spent — not on every reservation: if the object is evicted,
+//! at most the current minute's request windows restart, never the month's spending.
 
 use std::cell::RefCell;
 
@@ -56,20 +58,19 @@ impl DurableObject for RateLimiter {
         self.loaded().await?;
         let now = crate::clock::now_ms();
         let body = req.text().await?;
-        let reply = match req.path().as_str() {
+        match req.path().as_str() {
             "/reserve" => {
                 let r: Reserve = serde_json::from_str(&body).map_err(|e| worker::Error::RustError(e.to_string()))?;
                 let outcome = self.limiter.borrow_mut().get_or_insert_with(Default::default).reserve(&r.limits, &r.request, now);
-                serde_json::to_string(&outcome)?
+                Response::ok(serde_json::to_string(&outcome)?)
             }
             "/settle" => {
                 let s: Settle = serde_json::from_str(&body).map_err(|e| worker::Error::RustError(e.to_string()))?;
                 self.limiter.borrow_mut().get_or_insert_with(Default::default).settle(&s.limits, s.reservation, s.tokens, s.cost_usd);
-                "{}".to_string()
+                self.persist().await?;
+                Response::ok("{}")
             }
-            other => return Response::error(format!("no route {other}"), 404),
-        };
-        self.persist().await?;
-        Response::ok(reply)
+            other => Response::error(format!("no route {other}"), 404),
+        }
     }
 }

@@ -96,14 +96,17 @@ const edge :Workerd.Worker = (
     let (read_fd, write_fd) = (fds[0], fds[1]);
     let stderr_path = Proc::log_path("workerd");
     let mut cmd = Command::new(workerd());
-    cmd.current_dir(&dir).args(["serve", "edge.capnp", "--control-fd=3", "--verbose"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&stderr_path).unwrap());
+    cmd.current_dir(&dir).args(["serve", "edge.capnp", "--control-fd=3"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&stderr_path).unwrap());
     // SAFETY: dup2 and close are async-signal-safe; the child only rewires fds before exec.
     unsafe {
         cmd.pre_exec(move || {
+            // Dies with its parent, even one killed without running destructors.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            // Close the read end first: it may itself be fd 3.
+            libc::close(read_fd);
             if libc::dup2(write_fd, 3) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            libc::close(read_fd);
             Ok(())
         });
     }

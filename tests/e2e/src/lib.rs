@@ -13,7 +13,7 @@ mod proc;
 mod sse;
 mod stack;
 
-pub use edge::{EdgeSetup, EdgeStack};
+pub use edge::{start_workerd, EdgeSetup, EdgeStack};
 pub use idp::Idp;
 pub use proc::{bin, start_mock, start_mock_with, Proc};
 pub use sse::{read_sse, Sse};

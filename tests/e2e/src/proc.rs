@@ -35,6 +35,14 @@ impl Drop for Proc {
 impl Proc {
     /// Spawns `cmd` and waits (up to 15 s) for the line containing `listening on http://ADDR`.
     pub fn spawn(mut cmd: Command, name: &str) -> Proc {
+        // SAFETY: prctl is async-signal-safe. The child dies with the test process, even
+        // one killed without running destructors.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
         let stderr_path = Proc::log_path(name);
         let err = std::fs::File::create(&stderr_path).unwrap();
         let mut child = cmd.stdout(Stdio::piped()).stderr(err).stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
