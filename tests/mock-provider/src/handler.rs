@@ -130,28 +130,9 @@ async fn preflight(st: &crate::State, req: &Request, headers: &HeaderMap, reset:
     Ok(f)
 }
 
+/// An RFC 7231 date `secs` seconds from now.
 fn httpdate_after(secs: u64) -> String {
-    // RFC 7231 IMF-fixdate, computed without a date crate.
-    let t = unix_secs() + secs;
-    let days = t / 86_400;
-    let (h, m, s) = ((t % 86_400) / 3600, (t % 3600) / 60, t % 60);
-    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    let (y, mo, d) = civil_from_days(days as i64);
-    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][(mo - 1) as usize];
-    format!("{wd}, {d:02} {mon} {y} {h:02}:{m:02}:{s:02} GMT")
-}
-
-/// Days since 1970-01-01 → (year, month, day), Howard Hinnant's algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(secs))
 }
 
 fn reply(st: &crate::State, req: &Request, f: &Faults, include_usage: bool) -> Reply {
@@ -188,33 +169,45 @@ fn parse(wire: Wire, body: &Bytes) -> Result<Value, Response> {
     serde_json::from_slice(body).map_err(|_| error(wire, ErrorKind::BadRequest, vec![]))
 }
 
+/// Faults, then the answer: streamed or whole (after `ttft` for a whole one).
+async fn answer(st: &crate::State, req: Request, headers: &HeaderMap, reset: &ResetHandle, include_usage: bool) -> Response {
+    let f = match preflight(st, &req, headers, reset, None).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let r = reply(st, &req, &f, include_usage);
+    let (stream, complete): (fn(&Reply, Faults) -> Response, fn(&Reply) -> Response) = match req.wire {
+        Wire::Anthropic => (anthropic::stream, anthropic::complete),
+        _ => (openai::stream, openai::complete),
+    };
+    if req.stream {
+        return stream(&r, f);
+    }
+    if let Some(d) = f.ttft {
+        tokio::time::sleep(d).await;
+    }
+    complete(&r)
+}
+
+fn chat_request(wire: Wire, body: Value, path: String, turns: fn(&Value) -> Vec<(String, String)>) -> Request {
+    Request {
+        wire,
+        model_full: body.get("model").and_then(Value::as_str).unwrap_or("").to_string(),
+        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        turns: turns(&body),
+        path,
+        body,
+    }
+}
+
 pub async fn openai_chat(State(st): AppState, ConnectInfo(reset): ConnectInfo<ResetHandle>, headers: HeaderMap, uri: axum::http::Uri, body: Bytes) -> Response {
     let body = match parse(Wire::Openai, &body) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let req = Request {
-        wire: Wire::Openai,
-        model_full: body.get("model").and_then(Value::as_str).unwrap_or("").to_string(),
-        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        turns: openai::turns(&body),
-        path: uri.path().to_string(),
-        body,
-    };
-    let f = match preflight(&st, &req, &headers, &reset, None).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let include_usage = req.body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
-    let r = reply(&st, &req, &f, include_usage);
-    if req.stream {
-        openai::stream(&r, f)
-    } else {
-        if let Some(d) = f.ttft {
-            tokio::time::sleep(d).await;
-        }
-        openai::complete(&r)
-    }
+    let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+    let req = chat_request(Wire::Openai, body, uri.path().to_string(), openai::turns);
+    answer(&st, req, &headers, &reset, include_usage).await
 }
 
 pub async fn anthropic_messages(State(st): AppState, ConnectInfo(reset): ConnectInfo<ResetHandle>, headers: HeaderMap, body: Bytes) -> Response {
@@ -222,32 +215,13 @@ pub async fn anthropic_messages(State(st): AppState, ConnectInfo(reset): Connect
         Ok(b) => b,
         Err(r) => return r,
     };
-    let req = Request {
-        wire: Wire::Anthropic,
-        model_full: body.get("model").and_then(Value::as_str).unwrap_or("").to_string(),
-        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        turns: anthropic::turns(&body),
-        path: "/v1/messages".into(),
-        body,
-    };
-    if req.body.get("max_tokens").and_then(Value::as_u64).is_none() {
+    if body.get("max_tokens").and_then(Value::as_u64).is_none() {
         let mut r = anthropic::error(ErrorKind::Status(400), vec![]);
         *r.body_mut() = axum::body::Body::from(r#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: Field required"},"request_id":"req_mock"}"#);
         return r;
     }
-    let f = match preflight(&st, &req, &headers, &reset, None).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let r = reply(&st, &req, &f, true);
-    if req.stream {
-        anthropic::stream(&r, f)
-    } else {
-        if let Some(d) = f.ttft {
-            tokio::time::sleep(d).await;
-        }
-        anthropic::complete(&r)
-    }
+    let req = chat_request(Wire::Anthropic, body, "/v1/messages".into(), anthropic::turns);
+    answer(&st, req, &headers, &reset, true).await
 }
 
 #[derive(serde::Deserialize)]
@@ -345,9 +319,7 @@ pub async fn clear_attempts(State(st): AppState) -> &'static str {
 mod tests {
     #[test]
     fn http_date_is_well_formed() {
-        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
-        assert_eq!(super::civil_from_days(16_729), (2015, 10, 21));
-        let s = super::httpdate_after(0);
+        let s = super::httpdate_after(5);
         assert!(s.ends_with(" GMT") && s.len() == 29, "{s}");
     }
 }
