@@ -176,17 +176,14 @@ async fn answer(st: &crate::State, req: Request, headers: &HeaderMap, reset: &Re
         Err(r) => return r,
     };
     let r = reply(st, &req, &f, include_usage);
-    let (stream, complete): (fn(&Reply, Faults) -> Response, fn(&Reply) -> Response) = match req.wire {
-        Wire::Anthropic => (anthropic::stream, anthropic::complete),
-        _ => (openai::stream, openai::complete),
-    };
+    let anthropic = req.wire == Wire::Anthropic;
     if req.stream {
-        return stream(&r, f);
+        return if anthropic { anthropic::stream(&r, f) } else { openai::stream(&r, f) };
     }
     if let Some(d) = f.ttft {
         tokio::time::sleep(d).await;
     }
-    complete(&r)
+    if anthropic { anthropic::complete(&r) } else { openai::complete(&r) }
 }
 
 fn chat_request(wire: Wire, body: Value, path: String, turns: fn(&Value) -> Vec<(String, String)>) -> Request {
