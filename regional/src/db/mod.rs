@@ -1,0 +1,44 @@
+//! PostgreSQL (with pgvector): the regional store of tenants, knowledge bases, documents,
+//! chunks, chatbots and usage. Tenant isolation is enforced by the database itself:
+//! every tenant-owned table has forced row-level security keyed by the transaction-local
+//! setting `meridian.tenant`, which [`Db::tenant_tx`] sets. Schema changes are sqlx
+//! migrations in `regional/migrations/`, applied at start-up.
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+
+#[derive(Clone)]
+pub struct Db {
+    pool: PgPool,
+}
+
+impl Db {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, sqlx::Error> {
+        let pool = PgPoolOptions::new().max_connections(max_connections).connect(url).await?;
+        Ok(Db { pool })
+    }
+
+    /// Applies the pending migrations (idempotent).
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        sqlx::migrate!("./migrations").run(&self.pool).await
+    }
+
+    /// A transaction that sees and may write only `tenant`'s rows.
+    pub async fn tenant_tx(&self, tenant: &str) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('meridian.tenant', $1, true)").bind(tenant).execute(&mut *tx).await?;
+        Ok(tx)
+    }
+
+    /// A transaction with no tenant: row-level security shows it nothing.
+    pub async fn untenanted_tx(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    /// Registers a tenant homed in `region` (its own row is visible only to itself).
+    pub async fn create_tenant(&self, id: &str, region: &str) -> Result<(), sqlx::Error> {
+        let mut tx = self.tenant_tx(id).await?;
+        sqlx::query("INSERT INTO tenants (id, region) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING").bind(id).bind(region).execute(&mut *tx).await?;
+        tx.commit().await
+    }
+}

@@ -1,0 +1,3 @@
+//! Library side of the regional backend: what its binary and the integration tests share.
+
+pub mod db;
