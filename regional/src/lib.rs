@@ -1,3 +1,4 @@
 //! Library side of the regional backend: what its binary and the integration tests share.
 
+pub mod crypto;
 pub mod db;

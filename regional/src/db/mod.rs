@@ -7,6 +7,14 @@
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
+}
+
 #[derive(Clone)]
 pub struct Db {
     pool: PgPool,
@@ -33,6 +41,31 @@ impl Db {
     /// A transaction with no tenant: row-level security shows it nothing.
     pub async fn untenanted_tx(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         self.pool.begin().await
+    }
+
+    /// The tenant's data key: unwrapped from `tenant_keys`, or created and stored.
+    pub async fn data_key(&self, keyring: &crate::crypto::Keyring, tenant: &str) -> Result<crate::crypto::DataKey, DbError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let wrapped: Option<Vec<u8>> = sqlx::query_scalar("SELECT wrapped FROM tenant_keys WHERE tenant_id = $1").bind(tenant).fetch_optional(&mut *tx).await?;
+        let key = match wrapped {
+            Some(w) => keyring.unwrap(tenant, &w)?,
+            None => {
+                let (key, wrapped) = keyring.new_data_key(tenant);
+                sqlx::query("INSERT INTO tenant_keys (tenant_id, wrapped) VALUES ($1, $2)").bind(tenant).bind(wrapped).execute(&mut *tx).await?;
+                key
+            }
+        };
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    /// Crypto-shredding: deletes the tenant's wrapped data key. Everything sealed under it
+    /// becomes unreadable; a later [`Db::data_key`] makes a new, unrelated key.
+    pub async fn shred_tenant_key(&self, tenant: &str) -> Result<bool, DbError> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let n = sqlx::query("DELETE FROM tenant_keys WHERE tenant_id = $1").bind(tenant).execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
     }
 
     /// Registers a tenant homed in `region` (its own row is visible only to itself).

@@ -81,3 +81,29 @@ async fn pgvector_columns_and_indexes_exist() {
 fn rand_u128() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
 }
+
+#[tokio::test]
+async fn crypto_shredding_makes_a_tenants_data_unreadable() {
+    use meridian_regional::crypto::Keyring;
+    let (_pg, db) = db().await;
+    let ring = Keyring::from_hex(&"ab".repeat(32)).unwrap();
+    for t in ["tenant-a", "tenant-b"] {
+        db.create_tenant(t, "eu").await.unwrap();
+    }
+    let a = db.data_key(&ring, "tenant-a").await.unwrap();
+    let b = db.data_key(&ring, "tenant-b").await.unwrap();
+    let sealed = a.seal(b"tenant-a/chunk-1", b"quarterly numbers");
+    let again = db.data_key(&ring, "tenant-a").await.unwrap();
+    assert_eq!(again.open(b"tenant-a/chunk-1", &sealed).unwrap(), b"quarterly numbers", "the stored key opens the data");
+    assert!(b.open(b"tenant-a/chunk-1", &sealed).is_err(), "another tenant's key does not");
+    // Tenant B cannot see A's wrapped key row.
+    let mut tx = db.tenant_tx("tenant-b").await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenant_keys").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(n, 1);
+    tx.rollback().await.unwrap();
+    // Shred A: the ciphertext can no longer be opened with whatever key A gets next.
+    assert!(db.shred_tenant_key("tenant-a").await.unwrap());
+    let fresh = db.data_key(&ring, "tenant-a").await.unwrap();
+    assert!(fresh.open(b"tenant-a/chunk-1", &sealed).is_err(), "shredded");
+    assert!(db.data_key(&ring, "tenant-b").await.unwrap().open(b"x", &b.seal(b"x", b"still fine")).is_ok(), "B is untouched");
+}
