@@ -50,3 +50,17 @@ _, lim = parse("edge-limited-c1")
 print()
 print(f"Durable Object round trips (reserve + settle) at concurrency 1: +{lim[50]-plain[50]:.3f} ms p50, +{lim[99]-plain[99]:.3f} ms p99.")
 print(f"Worker bundle: index_bg.wasm {wasm_raw/1048576:.2f} MiB raw, {wasm_gz/1048576:.2f} MiB gzip -9.")
+
+if os.path.exists(os.path.join(run, "litellm-c1.txt")):
+    print()
+    print("## Peers, same mock, same run\n")
+    print("| concurrency | gateway | req/s | added p50 ms | added p99 ms | added p50 vs Meridian |")
+    print("|---|---|---|---|---|---|")
+    for c in (1, 16):
+        _, d = parse(f"direct-c{c}")
+        _, m = parse(f"gateway-c{c}")
+        m_add = m[50] - d[50]
+        for name, label in ((f"gateway-c{c}", "Meridian (regional, native)"), (f"edge-c{c}", "Meridian edge (workerd)"), (f"portkey-c{c}", "Portkey gateway 1.15.2 (Node)"), (f"litellm-c{c}", "LiteLLM proxy 1.105.1 (Python)")):
+            rps, x = parse(name)
+            add = x[50] - d[50]
+            print(f"| {c} | {label} | {rps:,.0f} | {add:.3f} | {x[99]-d[99]:.3f} | {add / m_add:.1f}x |")
