@@ -43,6 +43,9 @@ CREATE TABLE documents (
 CREATE TABLE chunks (
     id          bigserial PRIMARY KEY,
     tenant_id   text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    -- Denormalised from the document so a knowledge-base filter and the vector order
+    -- are on one table (the shape pgvector's iterative index scans serve).
+    kb_id       uuid NOT NULL REFERENCES knowledge_bases(id) ON DELETE CASCADE,
     document_id uuid NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     position    integer NOT NULL,
     heading     text,
@@ -54,7 +57,7 @@ CREATE TABLE chunks (
 );
 CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64);
 CREATE INDEX chunks_tsv ON chunks USING gin (tsv);
-CREATE INDEX chunks_tenant ON chunks (tenant_id);
+CREATE INDEX chunks_kb ON chunks (kb_id);
 
 CREATE TABLE chatbots (
     id            uuid PRIMARY KEY,

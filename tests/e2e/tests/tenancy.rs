@@ -71,7 +71,7 @@ async fn pgvector_columns_and_indexes_exist() {
     let doc = sqlx::types::Uuid::from_u128(rand_u128());
     sqlx::query("INSERT INTO documents (id, tenant_id, kb_id, title, media_type, object_key, bytes) VALUES ($1, 't', $2, 'd', 'text/plain', 't/d', 1)").bind(doc).bind(kb).execute(&mut *tx).await.unwrap();
     let v = format!("[{}]", (0..384).map(|i| if i == 0 { "1" } else { "0" }).collect::<Vec<_>>().join(","));
-    sqlx::query("INSERT INTO chunks (tenant_id, document_id, position, text_enc, tsv, embedding) VALUES ('t', $1, 0, '\\x00', to_tsvector('english', 'hello world'), $2::vector)").bind(doc).bind(&v).execute(&mut *tx).await.unwrap();
+    sqlx::query("INSERT INTO chunks (tenant_id, kb_id, document_id, position, text_enc, tsv, embedding) VALUES ('t', $3, $1, 0, '\\x00', to_tsvector('english', 'hello world'), $2::vector)").bind(doc).bind(&v).bind(kb).execute(&mut *tx).await.unwrap();
     let d: f64 = sqlx::query_scalar("SELECT embedding <=> $1::vector FROM chunks").bind(&v).fetch_one(&mut *tx).await.unwrap();
     assert!(d.abs() < 1e-9, "cosine distance to itself is 0");
     let hits: i64 = sqlx::query_scalar("SELECT count(*) FROM chunks WHERE tsv @@ to_tsquery('english', 'worlds')").fetch_one(&mut *tx).await.unwrap();

@@ -1,0 +1,7 @@
+//! Retrieval-augmented generation over a tenant's knowledge base: chunking, storage of
+//! sealed chunk text with its lexemes and embedding, and hybrid retrieval (HNSW cosine +
+//! full-text, fused by reciprocal rank). Every query runs in a tenant transaction, so
+//! row-level security scopes it even where the SQL names no tenant.
+
+pub mod chunk;
+pub mod retrieve;

@@ -1,0 +1,125 @@
+//! Hybrid retrieval: the nearest chunks by cosine distance (HNSW, with pgvector 0.8's
+//! iterative scan so a tenant/knowledge-base filter does not silently return too few
+//! rows) and the best full-text matches (an OR of the query's lexemes — `plainto_` and
+//! `websearch_to_tsquery` AND them and miss most natural questions), fused by reciprocal
+//! rank fusion. Runs inside a tenant transaction: row-level security scopes both halves.
+
+use sqlx::{PgConnection, Row};
+
+/// RRF constant from Cormack et al. (2009).
+const RRF_K: f64 = 60.0;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub chunk_id: i64,
+    pub document_id: sqlx::types::Uuid,
+    pub position: i32,
+    pub score: f64,
+    /// Rank in the vector and keyword lists (1-based), when present in them.
+    pub vector_rank: Option<usize>,
+    pub keyword_rank: Option<usize>,
+    pub text_enc: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Search<'a> {
+    pub kb_id: sqlx::types::Uuid,
+    pub embedding: &'a [f32],
+    pub query: &'a str,
+    /// Postgres text-search configuration (`english`, `german`, `simple`, ...).
+    pub language: &'a str,
+    pub k: usize,
+    /// Candidates taken from each list before fusion.
+    pub candidates: usize,
+    pub ef_search: u32,
+}
+
+pub fn vector_literal(v: &[f32]) -> String {
+    let mut s = String::with_capacity(v.len() * 10 + 2);
+    s.push('[');
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&x.to_string());
+    }
+    s.push(']');
+    s
+}
+
+/// Fuses two ranked id lists by reciprocal rank.
+pub fn rrf(vector: &[i64], keyword: &[i64]) -> Vec<(i64, f64, Option<usize>, Option<usize>)> {
+    let mut scores: Vec<(i64, f64, Option<usize>, Option<usize>)> = Vec::new();
+    let mut add = |id: i64, rank: usize, is_vector: bool| {
+        let s = 1.0 / (RRF_K + rank as f64);
+        match scores.iter_mut().find(|e| e.0 == id) {
+            Some(e) => {
+                e.1 += s;
+                if is_vector { e.2 = Some(rank) } else { e.3 = Some(rank) }
+            }
+            None => scores.push((id, s, is_vector.then_some(rank), (!is_vector).then_some(rank))),
+        }
+    };
+    for (i, id) in vector.iter().enumerate() {
+        add(*id, i + 1, true);
+    }
+    for (i, id) in keyword.iter().enumerate() {
+        add(*id, i + 1, false);
+    }
+    scores.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scores
+}
+
+/// Runs on a connection inside a tenant transaction.
+pub async fn hybrid(conn: &mut PgConnection, s: Search<'_>) -> Result<Vec<Hit>, sqlx::Error> {
+    sqlx::query(&format!("SET LOCAL hnsw.ef_search = {}", s.ef_search.clamp(1, 1000))).execute(&mut *conn).await?;
+    sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order").execute(&mut *conn).await?;
+    let vector: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM chunks WHERE kb_id = $1 ORDER BY embedding <=> $2::vector LIMIT $3",
+    )
+    .bind(s.kb_id)
+    .bind(vector_literal(s.embedding))
+    .bind(s.candidates as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    let keyword: Vec<i64> = sqlx::query_scalar(
+        "WITH q AS (
+            SELECT to_tsquery($2::regconfig, string_agg(quote_literal(lexeme), ' | ')) AS tsq
+            FROM unnest(to_tsvector($2::regconfig, $3))
+         )
+         SELECT c.id FROM chunks c, q
+         WHERE c.kb_id = $1 AND q.tsq IS NOT NULL AND c.tsv @@ q.tsq
+         ORDER BY ts_rank(c.tsv, q.tsq) DESC, c.id LIMIT $4",
+    )
+    .bind(s.kb_id)
+    .bind(s.language)
+    .bind(s.query)
+    .bind(s.candidates as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    let fused: Vec<_> = rrf(&vector, &keyword).into_iter().take(s.k).collect();
+    let ids: Vec<i64> = fused.iter().map(|f| f.0).collect();
+    let rows = sqlx::query("SELECT id, document_id, position, text_enc FROM chunks WHERE id = ANY($1)").bind(&ids).fetch_all(&mut *conn).await?;
+    Ok(fused
+        .into_iter()
+        .filter_map(|(id, score, vr, kr)| {
+            let r = rows.iter().find(|r| r.get::<i64, _>("id") == id)?;
+            Some(Hit { chunk_id: id, document_id: r.get("document_id"), position: r.get("position"), score, vector_rank: vr, keyword_rank: kr, text_enc: r.get("text_enc") })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rrf_rewards_agreement() {
+        let f = rrf(&[1, 2, 3], &[3, 4]);
+        assert_eq!(f[0].0, 3, "in both lists");
+        assert_eq!(f[0].2, Some(3));
+        assert_eq!(f[0].3, Some(1));
+        assert_eq!(f.len(), 4);
+        assert_eq!(vector_literal(&[1.0, 0.5]), "[1,0.5]");
+    }
+}

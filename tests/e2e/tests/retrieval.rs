@@ -1,0 +1,107 @@
+//! Hybrid retrieval (HNSW cosine + full text, RRF) against real PostgreSQL + pgvector,
+//! scoped by row-level security.
+
+use meridian_e2e::Postgres;
+use meridian_regional::db::Db;
+use meridian_regional::rag::retrieve::{hybrid, vector_literal, Search};
+use sqlx::types::Uuid;
+
+const DIM: usize = 384;
+
+/// A unit vector mostly along axis `a`, a little along `b`.
+fn emb(a: usize, b: usize, w: f32) -> Vec<f32> {
+    let mut v = vec![0.0f32; DIM];
+    v[a] = 1.0;
+    v[b] += w;
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / n).collect()
+}
+
+async fn setup() -> (Postgres, Db) {
+    let pg = Postgres::start();
+    let url = pg.app_database("meridian").await;
+    let db = Db::connect(&url, 4).await.unwrap();
+    db.migrate().await.unwrap();
+    (pg, db)
+}
+
+async fn kb(db: &Db, tenant: &str) -> Uuid {
+    let id = Uuid::from_u128(rand_u128());
+    let mut tx = db.tenant_tx(tenant).await.unwrap();
+    sqlx::query("INSERT INTO knowledge_bases (id, tenant_id, name) VALUES ($1, $2, 'kb')").bind(id).bind(tenant).execute(&mut *tx).await.unwrap();
+    sqlx::query("INSERT INTO documents (id, tenant_id, kb_id, title, media_type, object_key, bytes) VALUES ($1, $2, $3, 'doc', 'text/plain', 'k', 1)").bind(id).bind(tenant).bind(id).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+async fn add_chunk(db: &Db, tenant: &str, doc: Uuid, pos: i32, text: &str, e: &[f32]) -> i64 {
+    let mut tx = db.tenant_tx(tenant).await.unwrap();
+    let id: i64 = sqlx::query_scalar("INSERT INTO chunks (tenant_id, kb_id, document_id, position, text_enc, tsv, embedding) VALUES ($1, $2, $2, $3, $4, to_tsvector('english', $5), $6::vector) RETURNING id")
+        .bind(tenant).bind(doc).bind(pos).bind(text.as_bytes()).bind(text).bind(vector_literal(e))
+        .fetch_one(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+fn search<'a>(kb: Uuid, e: &'a [f32], q: &'a str, k: usize) -> Search<'a> {
+    Search { kb_id: kb, embedding: e, query: q, language: "english", k, candidates: 20, ef_search: 40 }
+}
+
+#[tokio::test]
+async fn keyword_and_vector_hits_fuse_and_stay_in_the_tenant() {
+    let (_pg, db) = setup().await;
+    for t in ["a", "b"] {
+        db.create_tenant(t, "eu").await.unwrap();
+    }
+    let kb_a = kb(&db, "a").await;
+    let kb_b = kb(&db, "b").await;
+    let paris = add_chunk(&db, "a", kb_a, 0, "The capital of France is Paris.", &emb(0, 1, 0.0)).await;
+    let rust = add_chunk(&db, "a", kb_a, 1, "Rust is a systems programming language.", &emb(2, 3, 0.0)).await;
+    let wyoming = add_chunk(&db, "a", kb_a, 2, "Cheyenne is the capital city of Wyoming.", &emb(4, 5, 0.0)).await;
+    // Tenant B holds the very same text and vector.
+    add_chunk(&db, "b", kb_b, 0, "Cheyenne is the capital city of Wyoming.", &emb(4, 5, 0.0)).await;
+
+    // The question's embedding points at the Rust chunk; its words at Wyoming.
+    let q = emb(2, 4, 0.3);
+    let mut tx = db.tenant_tx("a").await.unwrap();
+    let hits = hybrid(&mut tx, search(kb_a, &q, "What is the capital of Wyoming?", 3)).await.unwrap();
+    let ids: Vec<i64> = hits.iter().map(|h| h.chunk_id).collect();
+    assert!(ids.contains(&rust) && ids.contains(&wyoming) && ids.contains(&paris), "{hits:?}");
+    let w = hits.iter().find(|h| h.chunk_id == wyoming).unwrap();
+    assert_eq!(w.keyword_rank, Some(1), "the only chunk with both lexemes ranks first by keyword");
+    assert!(w.vector_rank.is_some());
+    assert_eq!(hits[0].chunk_id, wyoming, "present in both lists: fused first");
+    // Even asking for tenant B's knowledge base from A's transaction returns nothing.
+    let none = hybrid(&mut tx, search(kb_b, &q, "capital of Wyoming", 3)).await.unwrap();
+    assert!(none.is_empty(), "RLS hides B's chunks: {none:?}");
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_filtered_search_still_returns_k_rows() {
+    let (_pg, db) = setup().await;
+    db.create_tenant("t", "eu").await.unwrap();
+    let small = kb(&db, "t").await;
+    let big = kb(&db, "t").await;
+    // 400 chunks in another knowledge base sit closer to the query than the 5 we want.
+    let mut tx = db.tenant_tx("t").await.unwrap();
+    for i in 0..400 {
+        let e = emb(10, 11 + (i % 300), 0.05);
+        sqlx::query("INSERT INTO chunks (tenant_id, kb_id, document_id, position, text_enc, tsv, embedding) VALUES ('t', $1, $1, $2, '\\x00', ''::tsvector, $3::vector)")
+            .bind(big).bind(i as i32).bind(vector_literal(&e)).execute(&mut *tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    for i in 0..5 {
+        add_chunk(&db, "t", small, i, "unrelated words", &emb(10, 350 + i as usize, 0.9)).await;
+    }
+    let q = emb(10, 11, 0.05);
+    let mut tx = db.tenant_tx("t").await.unwrap();
+    let hits = hybrid(&mut tx, Search { candidates: 5, ..search(small, &q, "zzz", 5) }).await.unwrap();
+    assert_eq!(hits.len(), 5, "the knowledge-base filter does not cut the result short");
+}
+
+fn rand_u128() -> u128 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() << 8) | N.fetch_add(1, Ordering::Relaxed) as u128
+}
