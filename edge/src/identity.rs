@@ -81,5 +81,5 @@ pub async fn authenticate(req: &Request, s: &Settings) -> Result<Principal, Gate
     };
     let claims = jwt::verify(&token, cfg, s.hmac_secret.as_deref(), jwks.as_ref(), now_ms() / 1000).map_err(|e: JwtError| unauthenticated(format!("invalid token: {e}")))?;
     let t = s.tenant(&claims.tenant).ok_or_else(|| unauthenticated(format!("invalid token: unknown tenant {:?}", claims.tenant)))?;
-    Ok(Principal { tenant: t.id.clone(), key_name: claims.subject, home_region: t.region, allowed_models: t.allowed_models.clone(), roles: Some(claims.roles) })
+    Ok(t.principal(&claims.subject, Some(claims.roles)))
 }

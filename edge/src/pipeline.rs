@@ -124,7 +124,7 @@ async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: 
 
     // 5: reserve the estimate.
     let est_tokens = estimate_tokens(&chat, &s);
-    let est_cost = model.deployments.first().and_then(|&d| cost_of(&s, d, &s.router.deployments[d].model.clone(), &Usage::new(est_tokens, 0))).unwrap_or(0.0);
+    let est_cost = model.deployments.first().and_then(|&d| cost_of(&s, d, &s.router.deployments[d].model, &Usage::new(est_tokens, 0))).unwrap_or(0.0);
     let reservation = match limits::reserve(&env, &principal.tenant, &tenant_limits, &principal.key_name, &chat.model, est_tokens, est_cost).await {
         Ok((r, h)) => {
             trace.limit_headers = h;

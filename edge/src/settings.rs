@@ -37,13 +37,7 @@ fn build(env: &Env) -> Result<Settings, String> {
     let config = Config::from_yaml(&text).map_err(|e| e.to_string())?;
     let edge = config.edge.clone().ok_or("config has no `edge` section")?;
     let router = Router::from_config(&config, |name| secret(env, name))?;
-    let mut keys = HashMap::new();
-    for t in &config.tenants {
-        for k in &t.api_keys {
-            let d = ApiKeyDigest::from_hex(&k.sha256).ok_or("validated digest")?;
-            keys.insert(d, Principal { tenant: t.id.clone(), key_name: k.name.clone(), home_region: t.region, allowed_models: t.allowed_models.clone(), roles: k.roles.clone() });
-        }
-    }
+    let keys = config.api_key_index();
     let internal_secret = match &config.server.internal_secret_env {
         Some(n) => Some(secret(env, n).ok_or_else(|| format!("secret {n} (server.internal_secret_env) is not set"))?),
         None => None,
@@ -71,6 +65,6 @@ impl Settings {
     }
 
     pub fn tenant(&self, id: &str) -> Option<&meridian_shared::config::TenantConfig> {
-        self.config.tenants.iter().find(|t| t.id == id)
+        self.config.tenant(id)
     }
 }

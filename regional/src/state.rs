@@ -46,16 +46,7 @@ impl AppState {
         for (name, r) in &config.routes {
             clients.insert(name.clone(), client(r));
         }
-        let mut keys = HashMap::new();
-        for t in &config.tenants {
-            for k in &t.api_keys {
-                let digest = ApiKeyDigest::from_hex(&k.sha256).ok_or("validated digest")?;
-                keys.insert(
-                    digest,
-                    Principal { tenant: t.id.clone(), key_name: k.name.clone(), home_region: t.region, allowed_models: t.allowed_models.clone(), roles: k.roles.clone() },
-                );
-            }
-        }
+        let keys = config.api_key_index();
         let limiter = Box::new(InMemoryLimiter::new(config.limits.requests_per_minute, 60_000));
         let internal_secret = match &config.server.internal_secret_env {
             Some(var) => Some(std::env::var(var).map_err(|_| format!("server.internal_secret_env: environment variable {var} is not set"))?),
@@ -83,8 +74,7 @@ impl AppState {
 
     /// The principal the edge vouches for on a forwarded request.
     pub fn forwarded_principal(&self, tenant: &str, user: &str, roles: Option<Vec<String>>) -> Option<Principal> {
-        let t = self.config.tenants.iter().find(|t| t.id == tenant)?;
-        Some(Principal { tenant: t.id.clone(), key_name: user.to_string(), home_region: t.region, allowed_models: t.allowed_models.clone(), roles })
+        Some(self.config.tenant(tenant)?.principal(user, roles))
     }
 
     /// Constant-time check of the edge's secret.

@@ -9,7 +9,9 @@ use meridian_shared::providers::{self, UpstreamRequest};
 use tracing::Instrument;
 
 use super::attempt::{self, remaining, unix_ms};
-use super::error::{from_upstream, ApiError};
+use meridian_shared::api::GatewayError;
+
+use super::error::ApiError;
 use super::headers::Trace;
 use meridian_shared::routing::ModelRoute;
 use crate::state::AppState;
@@ -111,7 +113,7 @@ pub async fn run<C: Call>(st: &AppState, call: &C, model: &ModelRoute, tenant_re
                     }
                 }
             }
-            Action::GiveUp(e) => return Err(ApiError::from(from_upstream(&e)).with_headers(trace.headers())),
+            Action::GiveUp(e) => return Err(ApiError::from(GatewayError::from_upstream(&e)).with_headers(trace.headers())),
             Action::Done => unreachable!("Done only follows a reported success"),
         }
     }

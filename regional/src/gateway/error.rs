@@ -3,7 +3,6 @@
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use meridian_shared::api::GatewayError;
-use meridian_shared::failover::UpstreamError;
 
 /// A [`GatewayError`] plus any headers it should carry (`Retry-After`, `x-meridian-*`).
 #[derive(Debug)]
@@ -39,9 +38,4 @@ impl IntoResponse for ApiError {
         }
         resp
     }
-}
-
-/// What the client sees when every attempt failed (see [`GatewayError::from_upstream`]).
-pub fn from_upstream(e: &UpstreamError) -> GatewayError {
-    GatewayError::from_upstream(e)
 }

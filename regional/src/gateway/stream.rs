@@ -17,7 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use super::attempt::{self, remaining, unix_ms};
-use super::error::{from_upstream, ApiError};
+use meridian_shared::api::GatewayError;
+
+use super::error::ApiError;
 use super::headers::Trace;
 use crate::state::SharedState;
 use crate::usage;
@@ -142,7 +144,7 @@ async fn drive(st: SharedState, req: ChatRequest, model_name: String, principal:
             Action::GiveUp(e) => {
                 match client.commit.take() {
                     Some(c) => {
-                        let _ = c.send(Err(ApiError::from(from_upstream(&e)).with_headers(trace.headers())));
+                        let _ = c.send(Err(ApiError::from(GatewayError::from_upstream(&e)).with_headers(trace.headers())));
                     }
                     None => {
                         let _ = client.tx.send(Bytes::from(StreamRelay::error_frame(&e))).await;

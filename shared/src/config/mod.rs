@@ -3,6 +3,7 @@
 //! as a whole at load, so a running gateway never meets a dangling reference.
 //! Every field is documented in `docs/CONFIG.md`.
 
+mod principals;
 mod schema;
 mod validate;
 
