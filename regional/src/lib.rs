@@ -2,4 +2,5 @@
 
 pub mod crypto;
 pub mod db;
+pub mod embed;
 pub mod rag;

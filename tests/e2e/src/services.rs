@@ -1,5 +1,6 @@
 //! Real backing services for the regional data plane, each a throwaway instance on a
-//! free loopback port: PostgreSQL 15 with pgvector (a fresh cluster from `initdb`).
+//! free loopback port: PostgreSQL 15 with pgvector (a fresh cluster from `initdb`), Redis
+//! (Debian's redis-server), and an S3-compatible server that verifies SigV4 (s3s-fs).
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -106,4 +107,106 @@ impl Postgres {
         db.close().await;
         format!("postgres://{name}@127.0.0.1:{}/{name}", self.port)
     }
+}
+
+/// Waits (up to 15 s) until something accepts TCP connections on `port`.
+fn wait_for_port(port: u16, proc: &Proc, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not start: {}", proc.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn spawn_quiet(mut cmd: Command, name: &str) -> Proc {
+    // SAFETY: prctl is async-signal-safe; the server dies with the test process.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let log = Proc::log_path(name);
+    let f = std::fs::File::create(&log).unwrap();
+    let child = cmd.stdin(Stdio::null()).stdout(f.try_clone().unwrap()).stderr(f).spawn().unwrap_or_else(|e| panic!("{name} starts: {e}"));
+    Proc::from_child(child, String::new(), log)
+}
+
+/// A Redis server of its own (no persistence unless `dir` is given), killed on drop.
+pub struct Redis {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let port = free_port();
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        let proc = spawn_quiet(cmd, "redis");
+        wait_for_port(port, &proc, "redis-server");
+        Redis { proc, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Runs `redis-cli` against this server and returns its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output().expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// An S3-compatible server (s3s-fs) with one access key, storing under a temp dir.
+pub struct S3 {
+    pub proc: Proc,
+    pub port: u16,
+    pub access_key: String,
+    pub secret_key: String,
+    dir: PathBuf,
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl S3 {
+    pub fn start() -> S3 {
+        let dir = std::env::temp_dir().join(format!("meridian-s3-{:x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let (access_key, secret_key) = (format!("AK{:x}", rand::random::<u32>()), format!("{:x}", rand::random::<u128>()));
+        let exe = std::env::var_os("MERIDIAN_S3S_FS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo/bin/s3s-fs"));
+        let mut cmd = Command::new(exe);
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", &access_key, "--secret-key", &secret_key]).arg(&dir);
+        let proc = spawn_quiet(cmd, "s3s-fs");
+        wait_for_port(port, &proc, "s3s-fs");
+        S3 { proc, port, access_key, secret_key, dir }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every stored object's path under the server's root (for at-rest assertions).
+    pub fn files(&self) -> Vec<PathBuf> {
+        fn walk(d: &std::path::Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() { walk(&p, out) } else { out.push(p) }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.dir, &mut out);
+        out
+    }
+}
+
+/// Where `scripts/test` unpacked the embedding model (`MERIDIAN_MODELS`).
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("MERIDIAN_MODELS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/meridian/models"))
 }
