@@ -8,6 +8,8 @@
 //!  4 region check, RBAC             gateway::auth::layer, gateway::chat::authorise
 //!  5 rate limit                     gateway::ratelimit::layer
 //!  6-7 exact / semantic cache       (edge issue / cache issue)
+//!    RAG: knowledge bases, docs     knowledge::{bases, documents, urls} (tenant transactions)
+//!    RAG: chatbot grounding         chatbots::chat → rag::answer, then step 8 onwards
 //!  8 route                          routing::Router::plan
 //!  9 failover ↔ adapter ↔ HTTP      gateway::complete, gateway::stream, gateway::attempt
 //! 10 stream relay + timers          gateway::stream
@@ -16,7 +18,7 @@
 
 use axum::http::{HeaderName, Request};
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
@@ -24,7 +26,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::gateway::{auth, chat, embeddings, models, observe, ratelimit};
-use crate::{admin, health};
+use crate::{admin, chatbots, health, knowledge};
 use crate::state::SharedState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -40,6 +42,13 @@ pub fn router(st: SharedState, metrics: PrometheusHandle) -> Router {
         .route("/v1/embeddings", post(embeddings::handle))
         .route("/v1/models", get(models::list))
         .route("/v1/admin/usage", get(admin::usage::report))
+        .route("/v1/knowledge-bases", post(knowledge::bases::create).get(knowledge::bases::list))
+        .route("/v1/knowledge-bases/{kb}/documents", post(knowledge::documents::upload).get(knowledge::documents::list))
+        .route("/v1/knowledge-bases/{kb}/documents/urls", post(knowledge::urls::ingest))
+        .route("/v1/knowledge-bases/{kb}/documents/{doc}", delete(knowledge::documents::delete))
+        .route("/v1/chatbots", post(chatbots::manage::create).get(chatbots::manage::list))
+        .route("/v1/chatbots/{id}", get(chatbots::manage::get))
+        .route("/v1/chatbots/{id}/chat", post(chatbots::chat::handle))
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::from_fn(observe::layer))

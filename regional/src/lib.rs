@@ -3,4 +3,5 @@
 pub mod crypto;
 pub mod db;
 pub mod embed;
+pub mod objects;
 pub mod rag;

@@ -1,10 +1,14 @@
-//! `meridian-regional`: the regional backend. Today it hosts the gateway pipeline
-//! natively (axum + tower); RAG, chains, media and admin join it in later issues.
+//! `meridian-regional`: the regional backend. It hosts the gateway pipeline natively
+//! (axum + tower) and the region's data plane: knowledge bases, documents and chatbots
+//! grounded in them (PostgreSQL + pgvector, S3, Redis, local embeddings).
 
 mod admin;
 mod app;
+mod chatbots;
+mod data_plane;
 mod gateway;
 mod health;
+mod knowledge;
 mod observability;
 mod state;
 mod usage;
@@ -82,7 +86,12 @@ async fn main() {
                 cfg.server.listen = l;
             }
             let drain = Duration::from_millis(cfg.server.drain_timeout_ms);
-            let state = Arc::new(state::AppState::new(cfg).unwrap_or_else(|e| fail(&e)));
+            let mut state = state::AppState::new(cfg).unwrap_or_else(|e| fail(&e));
+            if let Some(dp) = state.config.data_plane.clone() {
+                let opened = data_plane::DataPlane::open(&state.config, &dp).await.unwrap_or_else(|e| fail(&format!("data plane: {e}")));
+                state.data = Some(Arc::new(opened));
+            }
+            let state = Arc::new(state);
             usage::start(10_000, state.usage.clone());
             let listener = tokio::net::TcpListener::bind(&state.config.server.listen)
                 .await

@@ -23,6 +23,8 @@ pub struct AppState {
     /// The secret the edge presents on forwarded requests and usage events.
     pub internal_secret: Option<String>,
     pub usage: std::sync::Arc<crate::usage::UsageStore>,
+    /// RAG and documents; `None` in a region configured without `data_plane:`.
+    pub data: Option<Arc<crate::data_plane::DataPlane>>,
     started: Instant,
 }
 
@@ -52,7 +54,7 @@ impl AppState {
             Some(var) => Some(std::env::var(var).map_err(|_| format!("server.internal_secret_env: environment variable {var} is not set"))?),
             None => None,
         };
-        Ok(AppState { router, prices: PriceTable::default(), clients, keys, limiter, internal_secret, usage: Default::default(), started: Instant::now(), config })
+        Ok(AppState { router, prices: PriceTable::default(), clients, keys, limiter, internal_secret, usage: Default::default(), data: None, started: Instant::now(), config })
     }
 
     /// Monotonic milliseconds since start: the clock handed to the sans-I/O core.

@@ -21,6 +21,8 @@ const BATCH: usize = 32;
 pub struct MiniLm {
     model: BertModel,
     tokenizer: Tokenizer,
+    /// The same vocabulary without truncation or padding, for counting and chunking.
+    plain: Tokenizer,
     name: String,
 }
 
@@ -37,19 +39,22 @@ impl MiniLm {
     pub fn load(dir: &Path) -> Result<MiniLm, EmbedError> {
         let read = |f: &str| std::fs::read(dir.join(f)).map_err(|e| EmbedError::Load(format!("{}: {e}", dir.join(f).display())));
         let config: Config = serde_json::from_slice(&read("config.json")?).map_err(load_err)?;
-        let mut tokenizer = Tokenizer::from_bytes(read("tokenizer.json")?).map_err(load_err)?;
+        let mut plain = Tokenizer::from_bytes(read("tokenizer.json")?).map_err(load_err)?;
+        plain.with_truncation(None).map_err(load_err)?;
+        plain.with_padding(None);
+        let mut tokenizer = plain.clone();
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
             .map_err(load_err)?;
         tokenizer.with_padding(Some(PaddingParams::default()));
         let vb = VarBuilder::from_buffered_safetensors(read("model.safetensors")?, DType::F32, &Device::Cpu).map_err(load_err)?;
         let model = BertModel::load(vb, &config).map_err(load_err)?;
-        Ok(MiniLm { model, tokenizer, name: "all-minilm-l6-v2".into() })
+        Ok(MiniLm { model, tokenizer, plain, name: "all-minilm-l6-v2".into() })
     }
 
     /// Token count of `text` under this model's tokenizer (no special tokens).
     pub fn count_tokens(&self, text: &str) -> usize {
-        self.tokenizer.encode(text, false).map(|e| e.len()).unwrap_or(0)
+        self.plain.encode(text, false).map(|e| e.len()).unwrap_or(0)
     }
 
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -88,5 +93,14 @@ impl Embed for MiniLm {
             out.extend(self.embed_batch(batch)?);
         }
         Ok(out)
+    }
+}
+
+impl crate::rag::chunk::Tokenize for MiniLm {
+    fn token_spans(&self, text: &str) -> Vec<(usize, usize)> {
+        match self.plain.encode(text, false) {
+            Ok(e) => e.get_offsets().to_vec(),
+            Err(_) => crate::rag::chunk::WordTokenizer.token_spans(text),
+        }
     }
 }

@@ -37,6 +37,12 @@ pub async fn handle(State(st): State<SharedState>, req: Request) -> Response {
     if let Err(e) = request::validate_chat(&mut chat, &st.config.limits) {
         return ApiError::from(e).into_response();
     }
+    serve(st, principal, chat, trace).await
+}
+
+/// Steps 4 and 8 onwards for a parsed, validated request: RBAC, route, then the
+/// non-streaming or streaming driver. Chatbots enter here with their grounded request.
+pub async fn serve(st: SharedState, principal: Principal, chat: ChatRequest, trace: Trace) -> Response {
     let model = match authorise(&st, &principal, RouteClass::Chat, &chat.model) {
         Ok(m) => m,
         Err(e) => return e.into_response(),

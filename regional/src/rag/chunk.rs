@@ -3,7 +3,7 @@
 //! uses ([`Tokenize`]); paragraphs are kept whole where they fit.
 
 /// Counts and splits text the way the embedding model does.
-pub trait Tokenize {
+pub trait Tokenize: Sync {
     /// Token boundaries as byte offsets: (start, end) of each token in `text`.
     fn token_spans(&self, text: &str) -> Vec<(usize, usize)>;
 }

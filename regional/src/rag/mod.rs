@@ -3,5 +3,8 @@
 //! full-text, fused by reciprocal rank). Every query runs in a tenant transaction, so
 //! row-level security scopes it even where the SQL names no tenant.
 
+pub mod answer;
 pub mod chunk;
+pub mod extract;
+pub mod ingest;
 pub mod retrieve;

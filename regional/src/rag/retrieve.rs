@@ -18,6 +18,9 @@ pub struct Hit {
     /// Rank in the vector and keyword lists (1-based), when present in them.
     pub vector_rank: Option<usize>,
     pub keyword_rank: Option<usize>,
+    /// Cosine similarity of the chunk to the query embedding.
+    pub similarity: f64,
+    pub heading: Option<String>,
     pub text_enc: Vec<u8>,
 }
 
@@ -99,12 +102,16 @@ pub async fn hybrid(conn: &mut PgConnection, s: Search<'_>) -> Result<Vec<Hit>, 
     .await?;
     let fused: Vec<_> = rrf(&vector, &keyword).into_iter().take(s.k).collect();
     let ids: Vec<i64> = fused.iter().map(|f| f.0).collect();
-    let rows = sqlx::query("SELECT id, document_id, position, text_enc FROM chunks WHERE id = ANY($1)").bind(&ids).fetch_all(&mut *conn).await?;
+    let rows = sqlx::query("SELECT id, document_id, position, heading, text_enc, 1 - (embedding <=> $2::vector) AS similarity FROM chunks WHERE id = ANY($1)")
+        .bind(&ids)
+        .bind(vector_literal(s.embedding))
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(fused
         .into_iter()
         .filter_map(|(id, score, vr, kr)| {
             let r = rows.iter().find(|r| r.get::<i64, _>("id") == id)?;
-            Some(Hit { chunk_id: id, document_id: r.get("document_id"), position: r.get("position"), score, vector_rank: vr, keyword_rank: kr, text_enc: r.get("text_enc") })
+            Some(Hit { chunk_id: id, document_id: r.get("document_id"), position: r.get("position"), score, vector_rank: vr, keyword_rank: kr, similarity: r.get("similarity"), heading: r.get("heading"), text_enc: r.get("text_enc") })
         })
         .collect())
 }

@@ -30,6 +30,11 @@ pub enum GatewayError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// A resource other than a model (knowledge base, document, chatbot, job).
+    #[error("{0}")]
+    ResourceNotFound(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{message}")]
@@ -63,7 +68,8 @@ impl GatewayError {
             GatewayError::InvalidRequest { .. } | GatewayError::ContextLengthExceeded { .. } | GatewayError::ContentPolicy { .. } => 400,
             GatewayError::Unauthenticated(_) => 401,
             GatewayError::Forbidden(_) => 403,
-            GatewayError::NotFound(_) => 404,
+            GatewayError::NotFound(_) | GatewayError::ResourceNotFound(_) => 404,
+            GatewayError::UnsupportedMediaType(_) => 415,
             GatewayError::PayloadTooLarge { .. } => 413,
             GatewayError::RateLimited { .. } => 429,
             GatewayError::Upstream { status, .. } => *status,
@@ -79,6 +85,8 @@ impl GatewayError {
             GatewayError::Unauthenticated(_) => ("invalid_request_error", Some("invalid_api_key".into())),
             GatewayError::Forbidden(_) => ("permission_error", Some("forbidden".into())),
             GatewayError::NotFound(_) => ("invalid_request_error", Some("model_not_found".into())),
+            GatewayError::ResourceNotFound(_) => ("invalid_request_error", Some("not_found".into())),
+            GatewayError::UnsupportedMediaType(_) => ("invalid_request_error", Some("unsupported_media_type".into())),
             GatewayError::PayloadTooLarge { .. } => ("invalid_request_error", Some("request_too_large".into())),
             GatewayError::RateLimited { .. } => ("rate_limit_error", Some("rate_limit_exceeded".into())),
             GatewayError::ContextLengthExceeded { .. } => ("invalid_request_error", Some("context_length_exceeded".into())),

@@ -3,10 +3,12 @@
 //! as a whole at load, so a running gateway never meets a dangling reference.
 //! Every field is documented in `docs/CONFIG.md`.
 
+mod data_plane;
 mod principals;
 mod schema;
 mod validate;
 
+pub use data_plane::*;
 pub use schema::*;
 pub use validate::ConfigError;
 

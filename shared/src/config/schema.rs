@@ -32,6 +32,9 @@ pub struct Config {
     /// Settings only the edge Worker reads.
     #[serde(default)]
     pub edge: Option<EdgeConfig>,
+    /// Settings only the regional data plane reads (RAG, documents, chatbots).
+    #[serde(default)]
+    pub data_plane: Option<super::DataPlaneConfig>,
 }
 
 /// The edge Worker's own settings.

@@ -107,6 +107,23 @@ impl Config {
                 }
             }
         }
+        if let Some(dp) = &self.data_plane {
+            let (i, r) = (&dp.ingest, &dp.retrieval);
+            if i.chunk_tokens < 16 || i.chunk_overlap_tokens >= i.chunk_tokens {
+                return Err(err("data_plane.ingest", "chunk_tokens must be at least 16 and chunk_overlap_tokens smaller than it"));
+            }
+            if i.max_document_bytes == 0 || i.max_chunks_per_document == 0 || i.max_urls == 0 || i.url_timeout_ms == 0 {
+                return Err(err("data_plane.ingest", "every limit must be greater than 0"));
+            }
+            if r.top_k == 0 || r.candidates < r.top_k || r.ef_search == 0 || !(-1.0..=1.0).contains(&r.min_similarity) {
+                return Err(err("data_plane.retrieval", "top_k ≥ 1, candidates ≥ top_k, ef_search ≥ 1, min_similarity in [-1, 1]"));
+            }
+            if let Some(ep) = &dp.objects.endpoint {
+                if !(ep.starts_with("http://") || ep.starts_with("https://")) {
+                    return Err(err("data_plane.objects.endpoint", format!("{ep:?} is not an http(s) URL")));
+                }
+            }
+        }
         if let Some(j) = &self.jwt {
             if j.algorithms.is_empty() {
                 return Err(err("jwt.algorithms", "needs at least one algorithm"));

@@ -1,0 +1,66 @@
+//! The regional data plane's live handles: PostgreSQL, object storage, the embedding
+//! model behind its Redis cache, and the master key. Opened once at start-up from
+//! `data_plane:`; absent when the config has no such section (a gateway-only region).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use meridian_regional::crypto::Keyring;
+use meridian_regional::db::Db;
+use meridian_regional::embed::cache::{connect, CachedEmbedder};
+use meridian_regional::embed::minilm::{MiniLm, MAX_TOKENS};
+use meridian_regional::objects::ObjectStore;
+use meridian_regional::rag::ingest::Ingestor;
+use meridian_shared::config::{Config, DataPlaneConfig};
+
+pub struct DataPlane {
+    pub db: Db,
+    pub objects: ObjectStore,
+    pub model: Arc<MiniLm>,
+    pub embedder: CachedEmbedder,
+    pub keyring: Keyring,
+    pub settings: DataPlaneConfig,
+}
+
+fn env(var: &str) -> Result<String, String> {
+    std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))
+}
+
+impl DataPlane {
+    /// Connects everything, applies migrations, creates the bucket if needed and registers
+    /// the config's tenants homed in this region.
+    pub async fn open(cfg: &Config, dp: &DataPlaneConfig) -> Result<DataPlane, String> {
+        let region = cfg.server.region.as_str();
+        let keyring = Keyring::from_hex(&env(&dp.master_key_env).map_err(|e| format!("data_plane.master_key_env: {e}"))?).map_err(|e| format!("data_plane.master_key_env: {e}"))?;
+        let url = env(&dp.database_url_env).map_err(|e| format!("data_plane.database_url_env: {e}"))?;
+        let db = Db::connect(&url, dp.database_max_connections).await.map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+        db.migrate().await.map_err(|e| format!("migrations failed: {e}"))?;
+        for t in cfg.tenants.iter().filter(|t| t.region.as_str() == region) {
+            db.create_tenant(&t.id, region).await.map_err(|e| format!("registering tenant {}: {e}", t.id))?;
+        }
+        let objects = ObjectStore::new(&dp.objects, |v| std::env::var(v).ok()).map_err(|e| e.to_string())?;
+        objects.ensure_bucket().await.map_err(|e| format!("bucket {}: {e}", dp.objects.bucket))?;
+        let dir = Path::new(&dp.models_dir).join("all-minilm-l6-v2");
+        let model = Arc::new(tokio::task::spawn_blocking(move || MiniLm::load(&dir)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?);
+        let timeout = Duration::from_millis(dp.embeddings.cache_timeout_ms);
+        let redis = match &dp.redis_url_env {
+            Some(var) => Some(connect(&env(var).map_err(|e| format!("data_plane.redis_url_env: {e}"))?, timeout).await.map_err(|e| format!("cannot connect to Redis: {e}"))?),
+            None => None,
+        };
+        let embedder = CachedEmbedder::new(model.clone(), redis, region, Duration::from_secs(dp.embeddings.cache_ttl_s));
+        Ok(DataPlane { db, objects, model, embedder, keyring, settings: dp.clone() })
+    }
+
+    pub fn ingestor(&self) -> Ingestor<'_> {
+        Ingestor {
+            db: &self.db,
+            objects: &self.objects,
+            embedder: &self.embedder,
+            tokenizer: self.model.as_ref(),
+            keyring: &self.keyring,
+            settings: self.settings.ingest,
+            model_max_tokens: MAX_TOKENS,
+        }
+    }
+}
