@@ -7,6 +7,8 @@
 //! let r = s.chat(json!({"model": "m", "messages": user("hi")})).await;
 //! ```
 
+mod data;
+mod documents;
 mod edge;
 mod idp;
 mod proc;
@@ -14,6 +16,8 @@ mod services;
 mod sse;
 mod stack;
 
+pub use data::DataServices;
+pub use documents::{pdf, serve_pages};
 pub use edge::{start_workerd, EdgeSetup, EdgeStack};
 pub use idp::Idp;
 pub use proc::{bin, start_mock, start_mock_with, Proc};

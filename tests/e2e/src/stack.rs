@@ -19,11 +19,13 @@ pub fn new_key() -> (String, String) {
 pub struct Setup {
     pub body: String,
     pub region: &'static str,
+    /// Extra environment for the gateway process (secrets the config names).
+    pub env: Vec<(String, String)>,
 }
 
 impl Setup {
     pub fn models(yaml: &str) -> Setup {
-        Setup { body: yaml.to_string(), region: "eu" }
+        Setup { body: yaml.to_string(), region: "eu", env: Vec::new() }
     }
 }
 
@@ -81,6 +83,7 @@ tenants:
         std::fs::write(&config_path, &cfg).unwrap();
         let mut c = Command::new(bin("meridian-regional"));
         c.arg("serve").arg("--config").arg(&config_path).env("MERIDIAN_TEST_PROVIDER_KEY", "mock-key").env("MERIDIAN_TEST_BAD_KEY", "invalid").env("MERIDIAN_LOG", "info");
+        c.envs(setup.env.iter().map(|(k, v)| (k, v)));
         let gw = Proc::spawn(c, "regional");
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
         Stack { mock, gw, key, us_key, restricted_key, http, config_path }

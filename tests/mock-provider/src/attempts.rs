@@ -18,6 +18,9 @@ pub struct Attempt {
     /// The last message's text, for checking continuations.
     pub last_message: String,
     pub message_count: usize,
+    /// The system instructions as the provider's wire carries them (OpenAI `system`
+    /// messages, Anthropic `system`, Gemini `systemInstruction`), joined.
+    pub system: String,
 }
 
 pub struct Log {

@@ -51,6 +51,24 @@ struct Request {
     path: String,
 }
 
+/// Every text of `v` that is a string or a list of `{text}` blocks/parts.
+fn texts(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().filter_map(|p| p.get("text").and_then(Value::as_str).map(str::to_string)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn system_text(wire: Wire, body: &Value) -> String {
+    let parts: Vec<String> = match wire {
+        Wire::Openai => body["messages"].as_array().into_iter().flatten().filter(|m| matches!(m["role"].as_str(), Some("system" | "developer"))).flat_map(|m| texts(&m["content"])).collect(),
+        Wire::Anthropic => texts(&body["system"]),
+        Wire::Gemini => texts(&body["systemInstruction"]["parts"]),
+    };
+    parts.join("\n")
+}
+
 /// Applies the pre-answer faults. `Ok(faults)` means: go on and answer.
 async fn preflight(st: &crate::State, req: &Request, headers: &HeaderMap, reset: &ResetHandle, query_key: Option<&str>) -> Result<Faults, Response> {
     let (model, spec) = split_model(&req.model_full);
@@ -76,6 +94,7 @@ async fn preflight(st: &crate::State, req: &Request, headers: &HeaderMap, reset:
         stream: req.stream,
         last_message: req.turns.last().map(|(_, t)| t.clone()).unwrap_or_default(),
         message_count: req.turns.len(),
+        system: system_text(req.wire, &req.body),
     });
     if f.reset {
         reset.reset();
