@@ -67,7 +67,11 @@ pub async fn sources(db: &Db, embedder: &CachedEmbedder, keyring: &Keyring, tena
     tx.rollback().await?;
     let mut out = Vec::with_capacity(hits.len());
     for h in hits {
-        let text = key.open(chunk_context(h.document_id, h.position).as_bytes(), &h.text_enc).map_err(DbError::from)?;
+        // A chunk that no longer opens was sealed under a shredded key: it is gone.
+        let Ok(text) = key.open(chunk_context(h.document_id, h.position).as_bytes(), &h.text_enc) else {
+            tracing::warn!(chunk = h.chunk_id, "chunk sealed under a shredded data key; skipped");
+            continue;
+        };
         out.push(Citation {
             index: out.len() + 1,
             document_id: h.document_id,
@@ -79,6 +83,9 @@ pub async fn sources(db: &Db, embedder: &CachedEmbedder, keyring: &Keyring, tena
             similarity: h.similarity,
             text: String::from_utf8_lossy(&text).into_owned(),
         });
+    }
+    if out.iter().all(|c| (c.similarity as f32) < s.min_similarity) {
+        return Ok(Vec::new());
     }
     Ok(out)
 }

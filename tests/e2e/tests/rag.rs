@@ -270,3 +270,55 @@ async fn documents_and_chunks_are_encrypted_at_rest() {
     assert!(blobs.iter().all(|b| !String::from_utf8_lossy(b).contains("Zanzibar")));
     pool.close().await;
 }
+
+#[tokio::test]
+async fn a_failure_after_the_object_is_stored_rolls_everything_back_and_retry_works() {
+    let r = rag().await;
+    let key = r.s.key.clone();
+    let kb = r.kb(&key, "support").await;
+    // Make the chunk insert fail inside the ingest transaction, after the document row
+    // was written and the original stored in S3.
+    let admin = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:{}/meridian", r.data().pg.port)).await.unwrap();
+    sqlx::raw_sql("CREATE FUNCTION fail_chunks() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full (simulated)'; END $$; CREATE TRIGGER fail_chunks BEFORE INSERT ON chunks FOR EACH ROW EXECUTE FUNCTION fail_chunks();")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let (st, v) = r.upload(&key, &kb, "Handbook", "text/markdown", REFUNDS.as_bytes().to_vec()).await;
+    assert_eq!(st, 500, "{v}");
+    assert!(!v["error"]["message"].as_str().unwrap().contains("disk full"), "internals stay in the logs: {v}");
+    assert_eq!((r.count("documents").await, r.count("chunks").await), (0, 0), "the document row was rolled back with its chunks");
+    assert!(r.data().s3.files().iter().all(|f| !f.to_string_lossy().contains("/documents/")), "the stored original was removed: {:?}", r.data().s3.files());
+    sqlx::raw_sql("DROP TRIGGER fail_chunks ON chunks").execute(&admin).await.unwrap();
+    let (st, v) = r.upload(&key, &kb, "Handbook", "text/markdown", REFUNDS.as_bytes().to_vec()).await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(r.count("documents").await, 1);
+    admin.close().await;
+}
+
+#[tokio::test]
+async fn shredding_the_tenant_key_makes_its_knowledge_unreadable() {
+    let r = rag().await;
+    let key = r.s.key.clone();
+    let kb = r.kb(&key, "support").await;
+    r.upload(&key, &kb, "Handbook", "text/markdown", REFUNDS.as_bytes().to_vec()).await;
+    let bot = r.chatbot(&key, &kb).await;
+    let q = json!({"messages": [{"role": "user", "content": "How many days do I have to return an item?"}]});
+    let (_, v) = r.json(r.s.post(&format!("/v1/chatbots/{bot}/chat"), &key, &q).await).await;
+    assert!(!v["citations"].as_array().unwrap().is_empty(), "{v}");
+    let db = meridian_regional::db::Db::connect(&r.data().database_url, 1).await.unwrap();
+    let keyring = meridian_regional::crypto::Keyring::from_hex(&r.data().master_key).unwrap();
+    let files = r.data().s3.files();
+    let stored = files.iter().find(|f| f.to_string_lossy().contains("tenants/tenant-eu/documents/")).unwrap().clone();
+    let object_key = stored.to_string_lossy().split_once("meridian-eu/").unwrap().1.to_string();
+    let original = db.data_key(&keyring, "tenant-eu").await.unwrap().open(object_key.as_bytes(), &std::fs::read(&stored).unwrap()).expect("opens before shredding");
+    assert_eq!(original, REFUNDS.as_bytes());
+    assert!(db.shred_tenant_key("tenant-eu").await.unwrap());
+    // Ciphertext remains in Postgres and S3, but nothing opens it: the chatbot has no sources.
+    assert!(r.count("chunks").await > 0);
+    let (st, v) = r.json(r.s.post(&format!("/v1/chatbots/{bot}/chat"), &key, &q).await).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["citations"], json!([]), "{v}");
+    assert!(v["choices"][0]["message"]["content"].as_str().unwrap().starts_with("I don't know"));
+    let fresh = db.data_key(&keyring, "tenant-eu").await.unwrap();
+    assert!(fresh.open(object_key.as_bytes(), &std::fs::read(&stored).unwrap()).is_err(), "the stored original no longer opens");
+}
