@@ -132,11 +132,18 @@ const edge :Workerd.Worker = (
 pub struct EdgeSetup {
     pub body: String,
     pub limited: String,
+    /// Extra config and environment for the EU regional backend only (its data plane).
+    pub eu_extra: (String, Vec<(String, String)>),
 }
 
 impl EdgeSetup {
     pub fn models(yaml: &str) -> EdgeSetup {
-        EdgeSetup { body: yaml.to_string(), limited: "{}".into() }
+        EdgeSetup { body: yaml.to_string(), limited: "{}".into(), eu_extra: Default::default() }
+    }
+
+    pub fn with_eu_data(mut self, data: &crate::DataServices) -> EdgeSetup {
+        self.eu_extra = (data.yaml(""), data.env());
+        self
     }
 
     pub fn limited(mut self, limits: &str) -> EdgeSetup {
@@ -213,8 +220,13 @@ tenants:
             let dir = std::env::temp_dir().join("meridian-e2e");
             std::fs::create_dir_all(&dir).unwrap();
             let path = dir.join(format!("config-{region}-{}.yaml", rand::random::<u32>()));
-            std::fs::write(&path, config(region, "http://unused", "http://unused")).unwrap();
+            let mut text = config(region, "http://unused", "http://unused");
             let mut c = Command::new(bin("meridian-regional"));
+            if region == "eu" {
+                text.push_str(&setup.eu_extra.0);
+                c.envs(setup.eu_extra.1.iter().map(|(k, v)| (k, v)));
+            }
+            std::fs::write(&path, text).unwrap();
             c.arg("serve").arg("--config").arg(&path).env("MERIDIAN_TEST_PROVIDER_KEY", "mock-key").env("MERIDIAN_INTERNAL_SECRET", INTERNAL_SECRET).env("JWT_HMAC", "unused");
             Proc::spawn(c, &format!("regional-{region}"))
         };

@@ -319,3 +319,39 @@ async fn bad_input_at_the_edge() {
     assert_eq!(error_of(r).await.0, 404);
     assert!(s.attempts("").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_chatbot_is_built_and_used_through_the_edge_in_the_home_region() {
+    let data = DataServices::start("eu").await;
+    let s = EdgeStack::start(EdgeSetup::models(&MODELS.replace("PRIMARY", "ok")).with_eu_data(&data)).await;
+    let json_of = |r: reqwest::Response| async move {
+        let st = r.status().as_u16();
+        let t = r.text().await.unwrap();
+        (st, serde_json::from_str::<Value>(&t).unwrap_or_else(|_| panic!("not JSON ({st}): {t}")))
+    };
+    let (st, kb) = json_of(s.post("/v1/knowledge-bases", &s.key_eu, &json!({"name": "help"})).await).await;
+    assert_eq!(st, 201, "{kb}");
+    let kb = kb["id"].as_str().unwrap().to_string();
+    let doc = "## Opening hours\n\nThe Lisbon store opens at 10 am and closes at 7 pm, Monday to Saturday.\n";
+    let up = s.http.post(s.url(&format!("/v1/knowledge-bases/{kb}/documents"))).bearer_auth(&s.key_eu).header("content-type", "text/markdown").body(doc).send().await.unwrap();
+    let (st, up) = json_of(up).await;
+    assert_eq!(st, 201, "{up}");
+    let (st, bot) = json_of(s.post("/v1/chatbots", &s.key_eu, &json!({"name": "store", "knowledge_base_id": kb, "model": "small"})).await).await;
+    assert_eq!(st, 201, "{bot}");
+    let bot = bot["id"].as_str().unwrap().to_string();
+    let q = |stream: bool| json!({"stream": stream, "messages": [{"role": "user", "content": "When does the Lisbon store open?"}]});
+    let (st, v) = json_of(s.post(&format!("/v1/chatbots/{bot}/chat"), &s.key_eu, &q(false)).await).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["citations"][0]["document_id"], up["document"]["id"]);
+    let sse = read_sse(s.post(&format!("/v1/chatbots/{bot}/chat"), &s.key_eu, &q(true)).await).await;
+    assert_eq!(sse.status, 200, "{}", sse.raw);
+    assert_eq!(sse.events[0]["citations"][0]["document_id"], up["document"]["id"]);
+    assert!(sse.done && !sse.text().is_empty(), "{}", sse.raw);
+    // The US tenant's requests go to the US region, which holds none of this.
+    let (st, _) = json_of(s.post(&format!("/v1/chatbots/{bot}/chat"), &s.key_us, &q(false)).await).await;
+    assert_ne!(st, 200);
+    // Another EU tenant reaches the EU region but not tenant-eu's chatbot.
+    let (st, _) = json_of(s.post(&format!("/v1/chatbots/{bot}/chat"), &s.key_b, &q(false)).await).await;
+    assert_eq!(st, 404);
+    assert!(!s.eu.logs().contains("tenant-us"), "the EU backend never saw the US tenant");
+}
