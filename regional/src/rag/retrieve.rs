@@ -73,19 +73,21 @@ pub fn rrf(vector: &[i64], keyword: &[i64]) -> Vec<(i64, f64, Option<usize>, Opt
     scores
 }
 
-/// Runs on a connection inside a tenant transaction.
-pub async fn hybrid(conn: &mut PgConnection, s: Search<'_>) -> Result<Vec<Hit>, sqlx::Error> {
-    sqlx::query(&format!("SET LOCAL hnsw.ef_search = {}", s.ef_search.clamp(1, 1000))).execute(&mut *conn).await?;
+/// The `n` nearest chunks of the knowledge base by cosine distance (HNSW, iterative scan).
+pub async fn vector_candidates(conn: &mut PgConnection, kb: sqlx::types::Uuid, embedding: &[f32], n: usize, ef_search: u32) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query(&format!("SET LOCAL hnsw.ef_search = {}", ef_search.clamp(1, 1000))).execute(&mut *conn).await?;
     sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order").execute(&mut *conn).await?;
-    let vector: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM chunks WHERE kb_id = $1 ORDER BY embedding <=> $2::vector LIMIT $3",
-    )
-    .bind(s.kb_id)
-    .bind(vector_literal(s.embedding))
-    .bind(s.candidates as i64)
-    .fetch_all(&mut *conn)
-    .await?;
-    let keyword: Vec<i64> = sqlx::query_scalar(
+    sqlx::query_scalar("SELECT id FROM chunks WHERE kb_id = $1 ORDER BY embedding <=> $2::vector LIMIT $3")
+        .bind(kb)
+        .bind(vector_literal(embedding))
+        .bind(n as i64)
+        .fetch_all(&mut *conn)
+        .await
+}
+
+/// The `n` best keyword matches: any of the query's lexemes, ranked by `ts_rank`.
+pub async fn keyword_candidates(conn: &mut PgConnection, kb: sqlx::types::Uuid, language: &str, query: &str, n: usize) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar(
         "WITH q AS (
             SELECT to_tsquery($2::regconfig, string_agg(quote_literal(lexeme), ' | ')) AS tsq
             FROM unnest(to_tsvector($2::regconfig, $3))
@@ -94,12 +96,18 @@ pub async fn hybrid(conn: &mut PgConnection, s: Search<'_>) -> Result<Vec<Hit>, 
          WHERE c.kb_id = $1 AND q.tsq IS NOT NULL AND c.tsv @@ q.tsq
          ORDER BY ts_rank(c.tsv, q.tsq) DESC, c.id LIMIT $4",
     )
-    .bind(s.kb_id)
-    .bind(s.language)
-    .bind(s.query)
-    .bind(s.candidates as i64)
+    .bind(kb)
+    .bind(language)
+    .bind(query)
+    .bind(n as i64)
     .fetch_all(&mut *conn)
-    .await?;
+    .await
+}
+
+/// Runs on a connection inside a tenant transaction.
+pub async fn hybrid(conn: &mut PgConnection, s: Search<'_>) -> Result<Vec<Hit>, sqlx::Error> {
+    let vector = vector_candidates(conn, s.kb_id, s.embedding, s.candidates, s.ef_search).await?;
+    let keyword = keyword_candidates(conn, s.kb_id, s.language, s.query, s.candidates).await?;
     let fused: Vec<_> = rrf(&vector, &keyword).into_iter().take(s.k).collect();
     let ids: Vec<i64> = fused.iter().map(|f| f.0).collect();
     let rows = sqlx::query("SELECT id, document_id, position, heading, text_enc, 1 - (embedding <=> $2::vector) AS similarity FROM chunks WHERE id = ANY($1)")
