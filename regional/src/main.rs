@@ -92,7 +92,7 @@ async fn main() {
                 state.data = Some(Arc::new(opened));
             }
             let state = Arc::new(state);
-            usage::start(10_000, state.usage.clone());
+            usage::start(10_000, state.usage.clone(), state.data.as_ref().map(|d| d.db.clone()));
             let listener = tokio::net::TcpListener::bind(&state.config.server.listen)
                 .await
                 .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", state.config.server.listen)));

@@ -1,7 +1,9 @@
 //! Step 11: usage events (the shared [`UsageEvent`]) emitted off the hot path through a
 //! bounded queue, drained by a background task that logs, counts and keeps them per
-//! tenant for `GET /v1/admin/usage`. Events the edge sends arrive through
-//! `POST /internal/usage` and join the same store.
+//! tenant for `GET /v1/admin/usage`, and — where the region has a data plane — writes
+//! them in batches to Postgres (`usage_events`, one tenant transaction per tenant per
+//! batch). Events the edge sends arrive through `POST /internal/usage` and join the same
+//! path.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -15,7 +17,7 @@ use tokio::sync::mpsc;
 use meridian_shared::routing::Deployment;
 use crate::state::AppState;
 
-/// Events kept per tenant in memory (Postgres replaces this store in the data-plane issue).
+/// Events kept per tenant in memory for the admin report (Postgres keeps them all).
 const KEEP_PER_TENANT: usize = 10_000;
 
 #[derive(Default)]
@@ -52,23 +54,55 @@ pub fn event(st: &AppState, p: &Principal, d: &Deployment, model: &str, u: Usage
 
 static QUEUE: OnceLock<mpsc::Sender<UsageEvent>> = OnceLock::new();
 
-/// Starts the background drain into `store`.
-pub fn start(capacity: usize, store: Arc<UsageStore>) {
+/// Most events written to Postgres in one batch.
+const BATCH: usize = 500;
+
+/// Writes a batch, grouped by tenant, each group in that tenant's transaction.
+async fn persist(db: &meridian_regional::db::Db, batch: &[UsageEvent]) {
+    let mut by_tenant: HashMap<&str, Vec<String>> = HashMap::new();
+    for e in batch {
+        by_tenant.entry(e.tenant.as_str()).or_default().push(serde_json::to_string(e).unwrap_or_default());
+    }
+    for (tenant, events) in by_tenant {
+        let write = async {
+            let mut tx = db.tenant_tx(tenant).await?;
+            sqlx::query("INSERT INTO usage_events (tenant_id, event) SELECT $1, e::jsonb FROM unnest($2::text[]) e").bind(tenant).bind(&events).execute(&mut *tx).await?;
+            tx.commit().await
+        };
+        if let Err(e) = write.await {
+            metrics::counter!("meridian_usage_events_unpersisted_total").increment(events.len() as u64);
+            tracing::error!(error = %e, tenant, n = events.len(), "usage events not written to Postgres");
+        }
+    }
+}
+
+/// Starts the background drain into `store` (and Postgres, with `db`).
+pub fn start(capacity: usize, store: Arc<UsageStore>, db: Option<meridian_regional::db::Db>) {
     let (tx, mut rx) = mpsc::channel::<UsageEvent>(capacity);
     if QUEUE.set(tx).is_err() {
         return;
     }
     tokio::spawn(async move {
-        while let Some(e) = rx.recv().await {
-            metrics::counter!("meridian_tokens_total", "tenant" => e.tenant.clone(), "kind" => "prompt").increment(e.prompt_tokens);
-            metrics::counter!("meridian_tokens_total", "tenant" => e.tenant.clone(), "kind" => "completion").increment(e.completion_tokens);
-            if let Some(c) = e.cost_usd {
-                metrics::counter!("meridian_cost_microdollars_total", "tenant" => e.tenant.clone()).increment((c * 1e6).round() as u64);
+        let mut batch = Vec::with_capacity(BATCH);
+        while rx.recv_many(&mut batch, BATCH).await > 0 {
+            if let Some(db) = &db {
+                persist(db, &batch).await;
             }
-            tracing::info!(target: "meridian::usage", event = %serde_json::to_string(&e).unwrap_or_default(), "usage");
-            store.add(e);
+            for e in batch.drain(..) {
+                record(&store, e);
+            }
         }
     });
+}
+
+fn record(store: &UsageStore, e: UsageEvent) {
+    metrics::counter!("meridian_tokens_total", "tenant" => e.tenant.clone(), "kind" => "prompt").increment(e.prompt_tokens);
+    metrics::counter!("meridian_tokens_total", "tenant" => e.tenant.clone(), "kind" => "completion").increment(e.completion_tokens);
+    if let Some(c) = e.cost_usd {
+        metrics::counter!("meridian_cost_microdollars_total", "tenant" => e.tenant.clone()).increment((c * 1e6).round() as u64);
+    }
+    tracing::info!(target: "meridian::usage", event = %serde_json::to_string(&e).unwrap_or_default(), "usage");
+    store.add(e);
 }
 
 pub fn emit(e: UsageEvent) {

@@ -67,15 +67,17 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # to PIDS and sets DATA_ENV_EU / DATA_ENV_US (env assignments for each region) and
 # DATA_YAML (the data_plane: section, with {region} to substitute).
 start_data_services() {
-  local run="$1" pg="$1/pg" pg_bin=/usr/lib/postgresql/15/bin
-  mkdir -p "$pg" "$run/s3"
+  local run="$1" pg pg_bin=/usr/lib/postgresql/15/bin
+  # Its own directory: the run directory is private to us, and the server runs as postgres.
+  pg="$(mktemp -d -t meridian-pg.XXXXXX)"
+  mkdir -p "$run/s3"
   local as_pg=()
   if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$pg"; as_pg=(runuser -u postgres --); fi
   say "starting PostgreSQL 15 + pgvector, Redis and s3s-fs on loopback (data under $run)"
   "${as_pg[@]}" "$pg_bin/initdb" -D "$pg/data" -U postgres -A trust -E UTF8 --no-sync >/dev/null
   PG_PORT=$(free_port)
   "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg/data" -l "$pg/log" -w -o "-p $PG_PORT -k $pg -c listen_addresses=127.0.0.1" start >/dev/null
-  STOP_CMDS+=("${as_pg[*]} $pg_bin/pg_ctl -D $pg/data -m fast stop")
+  STOP_CMDS+=("${as_pg[*]} $pg_bin/pg_ctl -D $pg/data -m fast stop" "rm -rf $pg")
   for region in eu us; do
     psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE ROLE meridian_$region LOGIN" -c "CREATE DATABASE meridian_$region OWNER meridian_$region"
     psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "meridian_$region" -c "CREATE EXTENSION vector"

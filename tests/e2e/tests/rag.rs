@@ -122,6 +122,14 @@ async fn chatbot_answers_from_its_documents_with_citations() {
     assert!(sse.done, "{}", sse.raw);
     assert!(!sse.text().is_empty());
     assert_eq!(sse.finish_reason(), Some("stop"));
+    // Both answers' usage lands in the region's Postgres, under the tenant (written off
+    // the request path: poll until it appears, up to 10 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while r.count("usage_events WHERE tenant_id = 'tenant-eu'").await < 2 {
+        assert!(std::time::Instant::now() < deadline, "usage events never reached Postgres");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(r.count("usage_events WHERE tenant_id <> 'tenant-eu'").await, 0);
 }
 
 #[tokio::test]
