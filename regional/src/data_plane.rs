@@ -11,6 +11,7 @@ use meridian_regional::db::Db;
 use meridian_regional::embed::cache::{connect, CachedEmbedder};
 use meridian_regional::embed::minilm::{MiniLm, MAX_TOKENS};
 use meridian_regional::objects::ObjectStore;
+use meridian_regional::rag::answer::Retriever;
 use meridian_regional::rag::ingest::Ingestor;
 use meridian_shared::config::{Config, DataPlaneConfig};
 
@@ -50,6 +51,10 @@ impl DataPlane {
         };
         let embedder = CachedEmbedder::new(model.clone(), redis, region, Duration::from_secs(dp.embeddings.cache_ttl_s));
         Ok(DataPlane { db, objects, model, embedder, keyring, settings: dp.clone() })
+    }
+
+    pub fn retriever(&self) -> Retriever<'_> {
+        Retriever { db: &self.db, embedder: &self.embedder, keyring: &self.keyring, settings: self.settings.retrieval }
     }
 
     pub fn ingestor(&self) -> Ingestor<'_> {

@@ -15,7 +15,7 @@ use axum::Json;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::BodyExt;
-use meridian_regional::rag::answer::{grounded_messages, question, sources, Citation, DONT_KNOW};
+use meridian_regional::rag::answer::{grounded_messages, question, Citation, KnowledgeBase, DONT_KNOW};
 use meridian_shared::api::{ChatRequest, GatewayError};
 use serde_json::{json, Value};
 
@@ -43,7 +43,8 @@ async fn run(st: SharedState, id: String, who: Option<Caller>, headers: HeaderMa
     let mut chat: ChatRequest = request::parse_json(&serde_json::to_vec(&raw).expect("JSON re-serialises"))?;
     request::validate_chat(&mut chat, &st.config.limits)?;
     let q = question(&chat.messages).ok_or_else(|| GatewayError::invalid_param("the conversation has no user message to answer", "messages"))?;
-    let cites = sources(&dp.db, &dp.embedder, &dp.keyring, &p.tenant, bot.kb_id, &bot.language, &q, dp.settings.retrieval).await.map_err(|e| ApiError::from(errors::internal(&e)))?;
+    let kb = KnowledgeBase { id: bot.kb_id, language: &bot.language };
+    let cites = dp.retriever().sources(&p.tenant, kb, &q).await.map_err(|e| ApiError::from(errors::internal(&e)))?;
     tracing::info!(chatbot = %bot.id, sources = cites.len(), best = cites.first().map(|c| c.similarity), "retrieved");
     if cites.is_empty() {
         return Ok(dont_know(&chat));

@@ -30,6 +30,17 @@ pub struct UploadParams {
     language: Option<String>,
 }
 
+#[derive(sqlx::FromRow)]
+struct DocumentRow {
+    id: Uuid,
+    title: String,
+    media_type: String,
+    bytes: i64,
+    language: String,
+    source_url: Option<String>,
+    chunk_count: i32,
+}
+
 struct Upload {
     bytes: Bytes,
     media_type: Option<String>,
@@ -101,11 +112,11 @@ pub async fn list(State(st): State<SharedState>, Path(kb): Path<String>, who: Op
         if !exists {
             return Err(GatewayError::ResourceNotFound(format!("knowledge base {kb_id} does not exist")).into());
         }
-        let rows: Vec<(Uuid, String, String, i64, String, Option<String>, i32)> =
+        let rows: Vec<DocumentRow> =
             sqlx::query_as("SELECT id, title, media_type, bytes, language, source_url, chunk_count FROM documents WHERE kb_id = $1 ORDER BY created_at, id").bind(kb_id).fetch_all(&mut *tx).await.map_err(errors::sql)?;
         let data: Vec<_> = rows
             .into_iter()
-            .map(|(id, title, media_type, bytes, language, source_url, chunks)| json!({"id": id, "object": "document", "title": title, "media_type": media_type, "bytes": bytes, "language": language, "source_url": source_url, "chunks": chunks}))
+            .map(|d| json!({"id": d.id, "object": "document", "title": d.title, "media_type": d.media_type, "bytes": d.bytes, "language": d.language, "source_url": d.source_url, "chunks": d.chunk_count}))
             .collect();
         Ok::<_, ApiError>(Json(json!({"object": "list", "data": data})).into_response())
     };

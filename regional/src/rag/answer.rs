@@ -52,8 +52,30 @@ impl From<sqlx::Error> for AnswerError {
     }
 }
 
-/// The sources for `question`, best first; empty when none is relevant enough.
-pub async fn sources(db: &Db, embedder: &CachedEmbedder, keyring: &Keyring, tenant: &str, kb: Uuid, language: &str, question: &str, s: RetrievalSettings) -> Result<Vec<Citation>, AnswerError> {
+/// What retrieval reads from: the stores, the embedder, the keys, the settings.
+pub struct Retriever<'a> {
+    pub db: &'a Db,
+    pub embedder: &'a CachedEmbedder,
+    pub keyring: &'a Keyring,
+    pub settings: RetrievalSettings,
+}
+
+/// Which knowledge base to search, and in which text-search language.
+#[derive(Debug, Clone, Copy)]
+pub struct KnowledgeBase<'a> {
+    pub id: Uuid,
+    pub language: &'a str,
+}
+
+impl Retriever<'_> {
+    /// The sources for `question`, best first; empty when none is relevant enough.
+    pub async fn sources(&self, tenant: &str, kb: KnowledgeBase<'_>, question: &str) -> Result<Vec<Citation>, AnswerError> {
+        sources(self.db, self.embedder, self.keyring, tenant, kb, question, self.settings).await
+    }
+}
+
+async fn sources(db: &Db, embedder: &CachedEmbedder, keyring: &Keyring, tenant: &str, kb: KnowledgeBase<'_>, question: &str, s: RetrievalSettings) -> Result<Vec<Citation>, AnswerError> {
+    let (kb, language) = (kb.id, kb.language);
     let (vectors, _) = embedder.embed(tenant, &[question.to_string()]).await?;
     let key = db.data_key(keyring, tenant).await?;
     let mut tx = db.tenant_tx(tenant).await?;
