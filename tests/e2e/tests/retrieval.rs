@@ -105,3 +105,44 @@ fn rand_u128() -> u128 {
     static N: AtomicU64 = AtomicU64::new(1);
     (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() << 8) | N.fetch_add(1, Ordering::Relaxed) as u128
 }
+
+/// The same through the HNSW index itself (sorting disabled, so the planner cannot answer
+/// from the knowledge-base index plus an exact sort): pgvector 0.8's iterative scan keeps
+/// walking the graph past the other knowledge base's closer rows.
+#[tokio::test]
+async fn the_hnsw_path_with_a_filter_still_returns_k_rows() {
+    let (_pg, db) = setup().await;
+    db.create_tenant("t", "eu").await.unwrap();
+    let small = kb(&db, "t").await;
+    let big = kb(&db, "t").await;
+    let mut tx = db.tenant_tx("t").await.unwrap();
+    // Noisy copies of the query's direction: all closer to it than the small knowledge
+    // base's rows. (Not near-duplicates: thousands of almost identical vectors make an
+    // HNSW graph whose nodes are not all reachable, which no scan setting can fix.)
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut noise = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % 10_000) as f32 / 10_000.0 * 0.04 - 0.02
+    };
+    for i in 0..2000 {
+        let mut e: Vec<f32> = (0..DIM).map(|_| noise()).collect();
+        e[10] += 1.0;
+        sqlx::query("INSERT INTO chunks (tenant_id, kb_id, document_id, position, text_enc, tsv, embedding) VALUES ('t', $1, $1, $2, '\\x00', ''::tsvector, $3::vector)")
+            .bind(big).bind(i as i32).bind(vector_literal(&e)).execute(&mut *tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    for i in 0..5 {
+        add_chunk(&db, "t", small, i, "unrelated words", &emb(10, 350 + i as usize, 0.9)).await;
+    }
+    let q = emb(10, 11, 0.05);
+    let mut tx = db.tenant_tx("t").await.unwrap();
+    sqlx::query("SET LOCAL enable_sort = off").execute(&mut *tx).await.unwrap();
+    sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await.unwrap();
+    sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order").execute(&mut *tx).await.unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN SELECT id FROM chunks WHERE kb_id = '{small}' ORDER BY embedding <=> '{}'::vector LIMIT 5", vector_literal(&q))).fetch_all(&mut *tx).await.unwrap();
+    assert!(plan.iter().any(|l| l.contains("chunks_embedding_hnsw")), "{plan:#?}");
+    let hits = hybrid(&mut tx, Search { candidates: 5, ..search(small, &q, "zzz", 5) }).await.unwrap();
+    assert_eq!(hits.len(), 5, "plan: {plan:#?}");
+}
