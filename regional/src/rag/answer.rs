@@ -10,7 +10,7 @@ use serde::Serialize;
 use sqlx::types::Uuid;
 
 use super::ingest::chunk_context;
-use super::retrieve::{hybrid, Search};
+use super::retrieve::{hybrid_concurrent, Search};
 use crate::crypto::Keyring;
 use crate::db::{Db, DbError};
 use crate::embed::cache::CachedEmbedder;
@@ -78,13 +78,13 @@ async fn sources(db: &Db, embedder: &CachedEmbedder, keyring: &Keyring, tenant: 
     let (kb, language) = (kb.id, kb.language);
     let (vectors, _) = embedder.embed(tenant, &[question.to_string()]).await?;
     let key = db.data_key(keyring, tenant).await?;
-    let mut tx = db.tenant_tx(tenant).await?;
     let search = Search { kb_id: kb, embedding: &vectors[0], query: question, language, k: s.top_k, candidates: s.candidates, ef_search: s.ef_search };
-    let hits = hybrid(&mut tx, search).await?;
+    let hits = hybrid_concurrent(db, tenant, search).await?;
     if hits.iter().all(|h| (h.similarity as f32) < s.min_similarity) {
         return Ok(Vec::new());
     }
     let doc_ids: Vec<Uuid> = hits.iter().map(|h| h.document_id).collect();
+    let mut tx = db.tenant_tx(tenant).await?;
     let titles: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, title FROM documents WHERE id = ANY($1)").bind(&doc_ids).fetch_all(&mut *tx).await?;
     tx.rollback().await?;
     let mut out = Vec::with_capacity(hits.len());

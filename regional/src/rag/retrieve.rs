@@ -104,11 +104,30 @@ pub async fn keyword_candidates(conn: &mut PgConnection, kb: sqlx::types::Uuid, 
     .await
 }
 
-/// Runs on a connection inside a tenant transaction.
+/// Runs on a connection inside a tenant transaction: the two searches one after the other.
 pub async fn hybrid(conn: &mut PgConnection, s: Search<'_>) -> Result<Vec<Hit>, sqlx::Error> {
     let vector = vector_candidates(conn, s.kb_id, s.embedding, s.candidates, s.ef_search).await?;
     let keyword = keyword_candidates(conn, s.kb_id, s.language, s.query, s.candidates).await?;
-    let fused: Vec<_> = rrf(&vector, &keyword).into_iter().take(s.k).collect();
+    fuse_and_fetch(conn, s, &vector, &keyword).await
+}
+
+/// The same with the two searches at once, each in its own tenant transaction on its own
+/// connection (row-level security binds both): the latency of the slower one, not the sum.
+pub async fn hybrid_concurrent(db: &crate::db::Db, tenant: &str, s: Search<'_>) -> Result<Vec<Hit>, sqlx::Error> {
+    let (mut a, mut b) = tokio::try_join!(db.tenant_tx(tenant), db.tenant_tx(tenant))?;
+    let (vector, keyword) = tokio::try_join!(
+        vector_candidates(&mut a, s.kb_id, s.embedding, s.candidates, s.ef_search),
+        keyword_candidates(&mut b, s.kb_id, s.language, s.query, s.candidates),
+    )?;
+    b.rollback().await?;
+    let hits = fuse_and_fetch(&mut a, s, &vector, &keyword).await?;
+    a.rollback().await?;
+    Ok(hits)
+}
+
+/// Fuses the two lists, keeps the best `k`, and loads those chunks with their similarity.
+async fn fuse_and_fetch(conn: &mut PgConnection, s: Search<'_>, vector: &[i64], keyword: &[i64]) -> Result<Vec<Hit>, sqlx::Error> {
+    let fused: Vec<_> = rrf(vector, keyword).into_iter().take(s.k).collect();
     let ids: Vec<i64> = fused.iter().map(|f| f.0).collect();
     let rows = sqlx::query("SELECT id, document_id, position, heading, text_enc, 1 - (embedding <=> $2::vector) AS similarity FROM chunks WHERE id = ANY($1)")
         .bind(&ids)

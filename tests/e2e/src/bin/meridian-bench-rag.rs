@@ -18,7 +18,7 @@ use meridian_regional::embed::Embed;
 use meridian_regional::objects::ObjectStore;
 use meridian_regional::rag::chunk::{chunk, ChunkSettings};
 use meridian_regional::rag::ingest::{Ingestor, NewDocument};
-use meridian_regional::rag::retrieve::{hybrid, keyword_candidates, vector_candidates, vector_literal, Search};
+use meridian_regional::rag::retrieve::{hybrid, hybrid_concurrent, keyword_candidates, vector_candidates, vector_literal, Search};
 use meridian_shared::config::{IngestSettings, ObjectStoreConfig};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -209,8 +209,9 @@ async fn main() {
     // Queries: embed, then per query the exact top 10 and every retrieval mode, timed.
     let qtexts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
     let qembs = model.embed(&qtexts).unwrap();
-    let (mut lat_v40, mut lat_v100, mut lat_kw, mut lat_hy) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut lat_v40, mut lat_v100, mut lat_kw, mut lat_hy, mut lat_hc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut recall40, mut recall100) = (0.0, 0.0);
+    let mut disagreements = 0;
     let mut q_vec = (0.0, 0.0);
     let mut q_kw = (0.0, 0.0);
     let mut q_hy = (0.0, 0.0);
@@ -231,6 +232,12 @@ async fn main() {
         let hy = hybrid(&mut tx, Search { kb_id: kb, embedding: e, query: &q.text, language: "english", k: 10, candidates: 40, ef_search: 100 }).await.unwrap();
         lat_hy.push(ms(t.elapsed()));
         tx.rollback().await.unwrap();
+        let t = Instant::now();
+        let hc = hybrid_concurrent(&db, "bench", Search { kb_id: kb, embedding: e, query: &q.text, language: "english", k: 10, candidates: 40, ef_search: 100 }).await.unwrap();
+        lat_hc.push(ms(t.elapsed()));
+        if hc.iter().map(|h| h.chunk_id).ne(hy.iter().map(|h| h.chunk_id)) {
+            disagreements += 1;
+        }
         recall40 += v40.iter().filter(|i| exact.contains(i)).count() as f64 / 10.0;
         recall100 += v100.iter().filter(|i| exact.contains(i)).count() as f64 / 10.0;
         let add = |acc: &mut (f64, f64), r: (f64, f64)| {
@@ -281,7 +288,7 @@ async fn main() {
         "embedding": {"batched_chunks_per_s": embed_rate.round(), "single_ms": (embed_single_ms * 100.0).round() / 100.0, "first_full_run": first_embedding},
         "load": {"insert_s": (load_s * 10.0).round() / 10.0, "insert_chunks_per_s": (n as f64 / load_s).round(), "hnsw_build_s": (index_s * 10.0).round() / 10.0},
         "recall_at_10_vs_exact": {"ef_search_40": r3(recall40 / nq), "ef_search_100": r3(recall100 / nq)},
-        "latency": {"vector_ef40": summary(lat_v40), "vector_ef100": summary(lat_v100), "keyword": summary(lat_kw), "hybrid": summary(lat_hy)},
+        "latency": {"vector_ef40": summary(lat_v40), "vector_ef100": summary(lat_v100), "keyword": summary(lat_kw), "hybrid": summary(lat_hy), "hybrid_concurrent": summary(lat_hc), "concurrent_differs_from_sequential": disagreements},
         "quality": {"exact_vector": qual(q_exact), "vector_hnsw_ef100": qual(q_vec), "keyword": qual(q_kw), "hybrid_rrf": qual(q_hy)},
         "ingest": {"documents": 300, "chunks": ingested_chunks, "bytes": ingested_bytes, "seconds": (ingest_s * 100.0).round() / 100.0, "chunks_per_s": (ingested_chunks as f64 / ingest_s).round(), "documents_per_s": (300.0 / ingest_s * 10.0).round() / 10.0},
     });
