@@ -5,3 +5,4 @@ pub mod db;
 pub mod embed;
 pub mod objects;
 pub mod rag;
+pub mod semantic_cache;

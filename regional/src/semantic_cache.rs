@@ -1,0 +1,89 @@
+//! The regions' semantic response cache on pgvector, following the shared policy
+//! (`meridian_shared::cache::semantic`): a lookup finds the nearest cached question in
+//! the same scope (tenant by row-level security, then model, prefix, parameters and
+//! language by the scope key), reports its similarity whether or not it is served, and
+//! serves it only above the threshold and past the false-hit guard. Questions and
+//! answers are sealed with the tenant's data key; entries expire.
+
+use meridian_shared::cache::semantic::{decide, Miss};
+use meridian_shared::cache::CachedAnswer;
+
+use crate::crypto::DataKey;
+use crate::db::{Db, DbError};
+use crate::rag::retrieve::vector_literal;
+
+/// The outcome of a lookup.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// Served: the answer, its similarity and age in seconds.
+    Hit { answer: Box<CachedAnswer>, similarity: f32, age_s: u64 },
+    /// Not served; the nearest similarity in scope (for the metric), if any entry exists.
+    Miss { nearest: Option<f32>, reason: Option<Miss> },
+}
+
+pub struct SemanticCache<'a> {
+    pub db: &'a Db,
+    pub threshold: f32,
+    pub guard: bool,
+    pub ttl_s: u64,
+}
+
+fn context(scope: &str, what: &str) -> Vec<u8> {
+    format!("semcache:{what}:{scope}").into_bytes()
+}
+
+impl SemanticCache<'_> {
+    pub async fn lookup(&self, tenant: &str, key: &DataKey, scope: &str, question: &str, embedding: &[f32]) -> Result<Lookup, DbError> {
+        let mut tx = self.db.tenant_tx(tenant).await?;
+        sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order").execute(&mut *tx).await?;
+        let row: Option<(i64, Vec<u8>, Vec<u8>, f64, f64)> = sqlx::query_as(
+            "SELECT id, question_enc, answer_enc, 1 - (embedding <=> $2::vector), extract(epoch FROM now() - created_at)::float8
+             FROM semantic_cache WHERE scope = $1 AND expires_at > now()
+             ORDER BY embedding <=> $2::vector LIMIT 1",
+        )
+        .bind(scope)
+        .bind(vector_literal(embedding))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((id, q_enc, a_enc, similarity, age)) = row else {
+            return Ok(Lookup::Miss { nearest: None, reason: None });
+        };
+        let similarity = similarity as f32;
+        // Entries sealed under a shredded key no longer open: they are gone.
+        let (Ok(cached_q), Ok(answer)) = (key.open(&context(scope, "q"), &q_enc), key.open(&context(scope, "a"), &a_enc)) else {
+            return Ok(Lookup::Miss { nearest: None, reason: None });
+        };
+        if let Err(reason) = decide(similarity, self.threshold, &String::from_utf8_lossy(&cached_q), question, self.guard) {
+            return Ok(Lookup::Miss { nearest: Some(similarity), reason: Some(reason) });
+        }
+        let Ok(answer) = serde_json::from_slice::<CachedAnswer>(&answer) else {
+            return Ok(Lookup::Miss { nearest: Some(similarity), reason: None });
+        };
+        sqlx::query("UPDATE semantic_cache SET hits = hits + 1 WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Lookup::Hit { answer: Box::new(answer), similarity, age_s: age.max(0.0) as u64 })
+    }
+
+    pub async fn store(&self, tenant: &str, key: &DataKey, scope: &str, question: &str, embedding: &[f32], answer: &CachedAnswer) -> Result<(), DbError> {
+        let mut tx = self.db.tenant_tx(tenant).await?;
+        sqlx::query("INSERT INTO semantic_cache (tenant_id, scope, question_enc, answer_enc, embedding, expires_at) VALUES ($1, $2, $3, $4, $5::vector, now() + make_interval(secs => $6))")
+            .bind(tenant)
+            .bind(scope)
+            .bind(key.seal(&context(scope, "q"), question.as_bytes()))
+            .bind(key.seal(&context(scope, "a"), &serde_json::to_vec(answer).expect("answer serialises")))
+            .bind(vector_literal(embedding))
+            .bind(self.ttl_s as f64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes expired entries of every tenant it is run for; returns how many.
+    pub async fn purge_expired(&self, tenant: &str) -> Result<u64, DbError> {
+        let mut tx = self.db.tenant_tx(tenant).await?;
+        let n = sqlx::query("DELETE FROM semantic_cache WHERE expires_at <= now()").execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+}
