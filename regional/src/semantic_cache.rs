@@ -21,6 +21,15 @@ pub enum Lookup {
     Miss { nearest: Option<f32>, reason: Option<Miss> },
 }
 
+#[derive(sqlx::FromRow)]
+struct Nearest {
+    id: i64,
+    question_enc: Vec<u8>,
+    answer_enc: Vec<u8>,
+    similarity: f64,
+    age: f64,
+}
+
 pub struct SemanticCache<'a> {
     pub db: &'a Db,
     pub threshold: f32,
@@ -36,8 +45,8 @@ impl SemanticCache<'_> {
     pub async fn lookup(&self, tenant: &str, key: &DataKey, scope: &str, question: &str, embedding: &[f32]) -> Result<Lookup, DbError> {
         let mut tx = self.db.tenant_tx(tenant).await?;
         sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order").execute(&mut *tx).await?;
-        let row: Option<(i64, Vec<u8>, Vec<u8>, f64, f64)> = sqlx::query_as(
-            "SELECT id, question_enc, answer_enc, 1 - (embedding <=> $2::vector), extract(epoch FROM now() - created_at)::float8
+        let row: Option<Nearest> = sqlx::query_as(
+            "SELECT id, question_enc, answer_enc, 1 - (embedding <=> $2::vector) AS similarity, extract(epoch FROM now() - created_at)::float8 AS age
              FROM semantic_cache WHERE scope = $1 AND expires_at > now()
              ORDER BY embedding <=> $2::vector LIMIT 1",
         )
@@ -45,7 +54,7 @@ impl SemanticCache<'_> {
         .bind(vector_literal(embedding))
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((id, q_enc, a_enc, similarity, age)) = row else {
+        let Some(Nearest { id, question_enc: q_enc, answer_enc: a_enc, similarity, age }) = row else {
             return Ok(Lookup::Miss { nearest: None, reason: None });
         };
         let similarity = similarity as f32;
