@@ -130,7 +130,7 @@ async fn the_hnsw_path_with_a_filter_still_returns_k_rows() {
         let mut e: Vec<f32> = (0..DIM).map(|_| noise()).collect();
         e[10] += 1.0;
         sqlx::query("INSERT INTO chunks (tenant_id, kb_id, document_id, position, text_enc, tsv, embedding) VALUES ('t', $1, $1, $2, '\\x00', ''::tsvector, $3::vector)")
-            .bind(big).bind(i as i32).bind(vector_literal(&e)).execute(&mut *tx).await.unwrap();
+            .bind(big).bind(i).bind(vector_literal(&e)).execute(&mut *tx).await.unwrap();
     }
     tx.commit().await.unwrap();
     for i in 0..5 {
