@@ -85,12 +85,22 @@ pub async fn vector_candidates(conn: &mut PgConnection, kb: sqlx::types::Uuid, e
         .await
 }
 
-/// The `n` best keyword matches: any of the query's lexemes, ranked by `ts_rank`.
+/// Most chunks the keyword side ranks: lexemes are taken rarest first while the chunks
+/// containing them add up to at most this (at least one lexeme is always kept).
+pub const KEYWORD_BUDGET: i64 = 4_000;
+
+/// The `n` best keyword matches: any of the query's lexemes, ranked by `ts_rank` — but
+/// only the query's rarest lexemes in this knowledge base (`kb_lexemes`), within
+/// [`KEYWORD_BUDGET`] chunks, so common words cannot make it rank most of the base.
+/// Lexemes the knowledge base does not contain are dropped (they cannot match).
 pub async fn keyword_candidates(conn: &mut PgConnection, kb: sqlx::types::Uuid, language: &str, query: &str, n: usize) -> Result<Vec<i64>, sqlx::Error> {
     sqlx::query_scalar(
-        "WITH q AS (
-            SELECT to_tsquery($2::regconfig, string_agg(quote_literal(lexeme), ' | ')) AS tsq
-            FROM unnest(to_tsvector($2::regconfig, $3))
+        "WITH terms AS (
+            SELECT t.lexeme, s.chunks, sum(s.chunks) OVER (ORDER BY s.chunks, t.lexeme) - s.chunks AS before
+            FROM unnest(to_tsvector($2::regconfig, $3)) t
+            JOIN kb_lexemes s ON s.kb_id = $1 AND s.lexeme = t.lexeme
+         ), q AS (
+            SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS tsq FROM terms WHERE before < $5
          )
          SELECT c.id FROM chunks c, q
          WHERE c.kb_id = $1 AND q.tsq IS NOT NULL AND c.tsv @@ q.tsq
@@ -100,8 +110,49 @@ pub async fn keyword_candidates(conn: &mut PgConnection, kb: sqlx::types::Uuid, 
     .bind(language)
     .bind(query)
     .bind(n as i64)
+    .bind(KEYWORD_BUDGET)
     .fetch_all(&mut *conn)
     .await
+}
+
+/// Adds the lexemes of one document's chunks to its knowledge base's counts (inside the
+/// ingest transaction).
+pub async fn count_lexemes(conn: &mut PgConnection, tenant: &str, document: sqlx::types::Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO kb_lexemes (tenant_id, kb_id, lexeme, chunks)
+         SELECT $1, c.kb_id, t.lexeme, count(*) FROM chunks c, unnest(c.tsv) t WHERE c.document_id = $2 GROUP BY c.kb_id, t.lexeme
+         ON CONFLICT (kb_id, lexeme) DO UPDATE SET chunks = kb_lexemes.chunks + excluded.chunks",
+    )
+    .bind(tenant)
+    .bind(document)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Takes a document's lexemes off its knowledge base's counts (before deleting it).
+pub async fn uncount_lexemes(conn: &mut PgConnection, document: sqlx::types::Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE kb_lexemes s SET chunks = s.chunks - d.n
+         FROM (SELECT c.kb_id, t.lexeme, count(*) AS n FROM chunks c, unnest(c.tsv) t WHERE c.document_id = $1 GROUP BY c.kb_id, t.lexeme) d
+         WHERE s.kb_id = d.kb_id AND s.lexeme = d.lexeme",
+    )
+    .bind(document)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM kb_lexemes WHERE chunks <= 0").execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Recounts a knowledge base's lexemes from its chunks (after bulk loads or deletions).
+pub async fn recount_lexemes(conn: &mut PgConnection, tenant: &str, kb: sqlx::types::Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM kb_lexemes WHERE kb_id = $1").bind(kb).execute(&mut *conn).await?;
+    sqlx::query("INSERT INTO kb_lexemes (tenant_id, kb_id, lexeme, chunks) SELECT $1, $2, t.lexeme, count(*) FROM chunks c, unnest(c.tsv) t WHERE c.kb_id = $2 GROUP BY t.lexeme")
+        .bind(tenant)
+        .bind(kb)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Runs on a connection inside a tenant transaction: the two searches one after the other.

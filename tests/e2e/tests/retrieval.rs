@@ -3,7 +3,7 @@
 
 use meridian_e2e::Postgres;
 use meridian_regional::db::Db;
-use meridian_regional::rag::retrieve::{hybrid, vector_literal, Search};
+use meridian_regional::rag::retrieve::{hybrid, recount_lexemes, vector_literal, Search};
 use sqlx::types::Uuid;
 
 const DIM: usize = 384;
@@ -60,6 +60,11 @@ async fn keyword_and_vector_hits_fuse_and_stay_in_the_tenant() {
     let wyoming = add_chunk(&db, "a", kb_a, 2, "Cheyenne is the capital city of Wyoming.", &emb(4, 5, 0.0)).await;
     // Tenant B holds the very same text and vector.
     add_chunk(&db, "b", kb_b, 0, "Cheyenne is the capital city of Wyoming.", &emb(4, 5, 0.0)).await;
+    for (t, kb) in [("a", kb_a), ("b", kb_b)] {
+        let mut tx = db.tenant_tx(t).await.unwrap();
+        recount_lexemes(&mut tx, t, kb).await.unwrap();
+        tx.commit().await.unwrap();
+    }
 
     // The question's embedding points at the Rust chunk; its words at Wyoming.
     let q = emb(2, 4, 0.3);
@@ -71,6 +76,10 @@ async fn keyword_and_vector_hits_fuse_and_stay_in_the_tenant() {
     assert_eq!(w.keyword_rank, Some(1), "the only chunk with both lexemes ranks first by keyword");
     assert!(w.vector_rank.is_some());
     assert_eq!(hits[0].chunk_id, wyoming, "present in both lists: fused first");
+    // Keyword search takes the query's rarest lexemes first: "wyoming" (1 chunk) and
+    // "capit" (2) before anything common.
+    let kw = meridian_regional::rag::retrieve::keyword_candidates(&mut tx, kb_a, "english", "What is the capital of Wyoming?", 5).await.unwrap();
+    assert_eq!(kw[0], wyoming);
     // Even asking for tenant B's knowledge base from A's transaction returns nothing.
     let none = hybrid(&mut tx, search(kb_b, &q, "capital of Wyoming", 3)).await.unwrap();
     assert!(none.is_empty(), "RLS hides B's chunks: {none:?}");

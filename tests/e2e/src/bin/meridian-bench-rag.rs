@@ -202,6 +202,11 @@ async fn main() {
     let t = Instant::now();
     sqlx::raw_sql("SET maintenance_work_mem = '1GB'; CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64); ANALYZE chunks;").execute(&admin).await.unwrap();
     let index_s = t.elapsed().as_secs_f64();
+    {
+        let mut tx = db.tenant_tx("bench").await.unwrap();
+        meridian_regional::rag::retrieve::recount_lexemes(&mut tx, "bench", kb).await.unwrap();
+        tx.commit().await.unwrap();
+    }
     let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM chunks ORDER BY id").fetch_all(&admin).await.unwrap();
     assert_eq!(ids.len(), n);
     let doc_of = |chunk_id: i64| chunk_doc[ids.binary_search(&chunk_id).unwrap()];
