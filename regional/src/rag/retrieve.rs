@@ -94,25 +94,31 @@ pub const KEYWORD_BUDGET: i64 = 4_000;
 /// [`KEYWORD_BUDGET`] chunks, so common words cannot make it rank most of the base.
 /// Lexemes the knowledge base does not contain are dropped (they cannot match).
 pub async fn keyword_candidates(conn: &mut PgConnection, kb: sqlx::types::Uuid, language: &str, query: &str, n: usize) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar(
+    // Step 1 picks the lexemes; step 2 searches with them as a plain parameter, planned
+    // for its actual value (a tsquery computed inside the same statement hides its
+    // selectivity from the planner, which then checks every chunk of the base).
+    let tsq: Option<String> = sqlx::query_scalar(
         "WITH terms AS (
-            SELECT t.lexeme, s.chunks, sum(s.chunks) OVER (ORDER BY s.chunks, t.lexeme) - s.chunks AS before
+            SELECT t.lexeme, sum(s.chunks) OVER (ORDER BY s.chunks, t.lexeme) - s.chunks AS before
             FROM unnest(to_tsvector($2::regconfig, $3)) t
             JOIN kb_lexemes s ON s.kb_id = $1 AND s.lexeme = t.lexeme
-         ), q AS (
-            SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS tsq FROM terms WHERE before < $5
          )
-         SELECT c.id FROM chunks c, q
-         WHERE c.kb_id = $1 AND q.tsq IS NOT NULL AND c.tsv @@ q.tsq
-         ORDER BY ts_rank(c.tsv, q.tsq) DESC, c.id LIMIT $4",
+         SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery::text FROM terms WHERE before < $4",
     )
     .bind(kb)
     .bind(language)
     .bind(query)
-    .bind(n as i64)
     .bind(KEYWORD_BUDGET)
-    .fetch_all(&mut *conn)
-    .await
+    .fetch_one(&mut *conn)
+    .await?;
+    let Some(tsq) = tsq else { return Ok(Vec::new()) };
+    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *conn).await?;
+    sqlx::query_scalar("SELECT id FROM chunks WHERE tsv @@ $2::tsquery AND kb_id = $1 ORDER BY ts_rank(tsv, $2::tsquery) DESC, id LIMIT $3")
+        .bind(kb)
+        .bind(tsq)
+        .bind(n as i64)
+        .fetch_all(&mut *conn)
+        .await
 }
 
 /// Adds the lexemes of one document's chunks to its knowledge base's counts (inside the
