@@ -87,7 +87,7 @@ pub async fn vector_candidates(conn: &mut PgConnection, kb: sqlx::types::Uuid, e
 
 /// Most chunks the keyword side ranks: lexemes are taken rarest first while the chunks
 /// containing them add up to at most this (at least one lexeme is always kept).
-pub const KEYWORD_BUDGET: i64 = 4_000;
+pub const KEYWORD_BUDGET: i64 = 1_000;
 
 /// The `n` best keyword matches: any of the query's lexemes, ranked by `ts_rank` — but
 /// only the query's rarest lexemes in this knowledge base (`kb_lexemes`), within
