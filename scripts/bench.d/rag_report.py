@@ -16,7 +16,7 @@ print(f"- batched: {e['batched_chunks_per_s']} chunks/s; one at a time: {e['sing
 if e.get("first_full_run"):
     f = e["first_full_run"]
     print(f"- full corpus: {f['chunks']} chunks in {f['seconds']} s ({f['chunks_per_s']} chunks/s)")
-print(f"\n## Load and index\n\n- bulk insert (sealed text + tsvector + vector): {r['load']['insert_s']} s ({r['load']['insert_chunks_per_s']} chunks/s)\n- HNSW build: {r['load']['hnsw_build_s']} s\n")
+print(f"\n## Load and index\n\n- bulk insert (sealed text + tsvector + vector): {r['load']['insert_s']} s ({r['load']['insert_chunks_per_s']} chunks/s)\n- HNSW build: {r['load']['hnsw_build_s']} s\n- VACUUM ANALYZE after the load (flushes the GIN pending list, as autovacuum would): {r['load'].get('vacuum_s', 'not run')} s\n")
 print("## HNSW recall@10 vs exact search\n")
 print("| ef_search | recall@10 | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|")
 for ef in ("40", "100"):
