@@ -18,6 +18,18 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// The child gets SIGTERM when the test process dies, even one killed without running
+/// destructors.
+pub(crate) fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+}
+
 /// A child process killed when dropped.
 pub struct Proc {
     pub(crate) child: Child,
@@ -35,14 +47,7 @@ impl Drop for Proc {
 impl Proc {
     /// Spawns `cmd` and waits (up to 15 s) for the line containing `listening on http://ADDR`.
     pub fn spawn(mut cmd: Command, name: &str) -> Proc {
-        // SAFETY: prctl is async-signal-safe. The child dies with the test process, even
-        // one killed without running destructors.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
+        die_with_parent(&mut cmd);
         let stderr_path = Proc::log_path(name);
         let err = std::fs::File::create(&stderr_path).unwrap();
         let mut child = cmd.stdout(Stdio::piped()).stderr(err).stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::proc::Proc;
+use crate::proc::{die_with_parent, Proc};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
@@ -67,13 +67,7 @@ impl Postgres {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         as_postgres(&mut cmd);
-        // SAFETY: prctl is async-signal-safe; the server dies with the test process.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
+        die_with_parent(&mut cmd);
         let mut child = cmd.spawn().expect("postgres starts");
         let err = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -119,13 +113,7 @@ fn wait_for_port(port: u16, proc: &Proc, what: &str) {
 }
 
 fn spawn_quiet(mut cmd: Command, name: &str) -> Proc {
-    // SAFETY: prctl is async-signal-safe; the server dies with the test process.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
+    die_with_parent(&mut cmd);
     let log = Proc::log_path(name);
     let f = std::fs::File::create(&log).unwrap();
     let child = cmd.stdin(Stdio::null()).stdout(f.try_clone().unwrap()).stderr(f).spawn().unwrap_or_else(|e| panic!("{name} starts: {e}"));
