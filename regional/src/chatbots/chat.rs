@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use meridian_regional::rag::answer::{grounded_messages, question, Citation, KnowledgeBase, DONT_KNOW};
 use meridian_shared::api::{ChatRequest, GatewayError};
+use meridian_shared::config::EmbeddingModel;
 use serde_json::{json, Value};
 
 use super::manage::load;
@@ -43,7 +44,8 @@ async fn run(st: SharedState, id: String, who: Option<Caller>, headers: HeaderMa
     let mut chat: ChatRequest = request::parse_json(&serde_json::to_vec(&raw).expect("JSON re-serialises"))?;
     request::validate_chat(&mut chat, &st.config.limits)?;
     let q = question(&chat.messages).ok_or_else(|| GatewayError::invalid_param("the conversation has no user message to answer", "messages"))?;
-    let kb = KnowledgeBase { id: bot.kb_id, language: &bot.language };
+    let model = EmbeddingModel::from_name(&bot.embedding_model).ok_or_else(|| GatewayError::Internal(format!("knowledge base {} has an unknown embedding model", bot.kb_id)))?;
+    let kb = KnowledgeBase { id: bot.kb_id, language: &bot.language, model };
     let cites = dp.retriever().sources(&p.tenant, kb, &q).await.map_err(|e| ApiError::from(errors::internal(&e)))?;
     tracing::info!(chatbot = %bot.id, sources = cites.len(), best = cites.first().map(|c| c.similarity), "retrieved");
     if cites.is_empty() {
@@ -90,7 +92,8 @@ fn dont_know(chat: &ChatRequest) -> Response {
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let model = &chat.model;
     let mut resp = if chat.is_stream() {
-        let chunk = |delta: Value, finish: Value| json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        let chunk =
+            |delta: Value, finish: Value| json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
         let mut sse = String::new();
         for ev in [
             json!({"id": "citations", "object": "chat.completion.chunk", "created": 0, "model": "", "choices": [], "citations": []}),
@@ -101,7 +104,10 @@ fn dont_know(chat: &ChatRequest) -> Response {
             sse.push_str(&format!("data: {ev}\n\n"));
         }
         if chat.wants_stream_usage() {
-            sse.push_str(&format!("data: {}\n\n", json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}})));
+            sse.push_str(&format!(
+                "data: {}\n\n",
+                json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}})
+            ));
         }
         sse.push_str("data: [DONE]\n\n");
         ([("content-type", "text/event-stream"), ("cache-control", "no-cache")], sse).into_response()

@@ -34,7 +34,9 @@ pub struct Chatbot {
     pub name: String,
     pub model: String,
     pub system_prompt: String,
+    /// Of its knowledge base: the text-search language and the embedding model.
     pub language: String,
+    pub embedding_model: String,
 }
 
 pub fn to_json(c: &Chatbot) -> Value {
@@ -45,11 +47,12 @@ pub fn to_json(c: &Chatbot) -> Value {
 pub async fn load(st: &SharedState, tenant: &str, id: Uuid) -> Result<Chatbot, ApiError> {
     let dp = st.data.as_deref().ok_or_else(|| GatewayError::Unavailable("this region has no data plane configured".into()))?;
     let mut tx = dp.db.tenant_tx(tenant).await.map_err(errors::sql)?;
-    let bot: Option<Chatbot> = sqlx::query_as("SELECT c.id, c.kb_id, c.name, c.model, c.system_prompt, kb.language FROM chatbots c JOIN knowledge_bases kb ON kb.id = c.kb_id WHERE c.id = $1")
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(errors::sql)?;
+    let bot: Option<Chatbot> =
+        sqlx::query_as("SELECT c.id, c.kb_id, c.name, c.model, c.system_prompt, kb.language, kb.embedding_model FROM chatbots c JOIN knowledge_bases kb ON kb.id = c.kb_id WHERE c.id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(errors::sql)?;
     bot.ok_or_else(|| GatewayError::ResourceNotFound(format!("chatbot {id} does not exist")).into())
 }
 
@@ -72,8 +75,9 @@ pub async fn create(State(st): State<SharedState>, who: Option<Caller>, body: Bo
         }
         let id = Uuid::new_v4();
         let mut tx = dp.db.tenant_tx(&p.tenant).await.map_err(errors::sql)?;
-        let language: Option<String> = sqlx::query_scalar("SELECT language FROM knowledge_bases WHERE id = $1").bind(nb.knowledge_base_id).fetch_optional(&mut *tx).await.map_err(errors::sql)?;
-        let Some(language) = language else {
+        let kb: Option<(String, String)> =
+            sqlx::query_as("SELECT language, embedding_model FROM knowledge_bases WHERE id = $1").bind(nb.knowledge_base_id).fetch_optional(&mut *tx).await.map_err(errors::sql)?;
+        let Some((language, embedding_model)) = kb else {
             return Err(GatewayError::invalid_param(format!("knowledge base {} does not exist", nb.knowledge_base_id), "knowledge_base_id").into());
         };
         sqlx::query("INSERT INTO chatbots (id, tenant_id, kb_id, name, model, system_prompt) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -87,7 +91,7 @@ pub async fn create(State(st): State<SharedState>, who: Option<Caller>, body: Bo
             .await
             .map_err(errors::sql)?;
         tx.commit().await.map_err(errors::sql)?;
-        let bot = Chatbot { id, kb_id: nb.knowledge_base_id, name: nb.name.trim().to_string(), model: nb.model, system_prompt: nb.system_prompt, language };
+        let bot = Chatbot { id, kb_id: nb.knowledge_base_id, name: nb.name.trim().to_string(), model: nb.model, system_prompt: nb.system_prompt, language, embedding_model };
         Ok::<_, ApiError>((StatusCode::CREATED, Json(to_json(&bot))).into_response())
     };
     run.await.unwrap_or_else(IntoResponse::into_response)
@@ -106,10 +110,12 @@ pub async fn list(State(st): State<SharedState>, who: Option<Caller>) -> Respons
     let run = async {
         let (p, dp) = context(&st, who)?;
         let mut tx = dp.db.tenant_tx(&p.tenant).await.map_err(errors::sql)?;
-        let bots: Vec<Chatbot> = sqlx::query_as("SELECT c.id, c.kb_id, c.name, c.model, c.system_prompt, kb.language FROM chatbots c JOIN knowledge_bases kb ON kb.id = c.kb_id ORDER BY c.created_at, c.id")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(errors::sql)?;
+        let bots: Vec<Chatbot> = sqlx::query_as(
+            "SELECT c.id, c.kb_id, c.name, c.model, c.system_prompt, kb.language, kb.embedding_model FROM chatbots c JOIN knowledge_bases kb ON kb.id = c.kb_id ORDER BY c.created_at, c.id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(errors::sql)?;
         Ok::<_, ApiError>(Json(json!({"object": "list", "data": bots.iter().map(to_json).collect::<Vec<_>>()})).into_response())
     };
     run.await.unwrap_or_else(IntoResponse::into_response)

@@ -1,20 +1,22 @@
-//! A Redis cache of embeddings in front of the model, keyed by region, tenant, model and
-//! the SHA-256 of the text (`meridian:{region}:emb:{tenant}:{model}:{sha256}`), values the
+//! A Redis cache of embeddings in front of the models, keyed by region, tenant, model, role
+//! and the SHA-256 of the text (`meridian:{region}:emb:{tenant}:{model}:{q|p}:{sha256}`), values the
 //! vector as little-endian f32 bytes, with a TTL (48 h by default). Tenant-scoped like
 //! every other cache, so no tenant can learn from timing what another has embedded.
 //! Redis being down degrades to computing every vector, never to a failed request.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use fred::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::{Embed, EmbedError};
+use meridian_shared::config::EmbeddingModel;
+
+use super::models::Models;
+use super::{EmbedError, Role};
 
 pub struct CachedEmbedder {
-    model: Arc<dyn Embed>,
+    models: Models,
     redis: Option<Client>,
     region: String,
     ttl: Duration,
@@ -41,8 +43,12 @@ pub async fn connect(url: &str, timeout: Duration) -> Result<Client, Error> {
     Ok(client)
 }
 
-fn key(region: &str, tenant: &str, model: &str, text: &str) -> String {
-    format!("meridian:{region}:emb:{tenant}:{model}:{}", hex::encode(Sha256::digest(text.as_bytes())))
+fn key(region: &str, tenant: &str, model: &str, role: Role, text: &str) -> String {
+    let role = match role {
+        Role::Query => "q",
+        Role::Passage => "p",
+    };
+    format!("meridian:{region}:emb:{tenant}:{model}:{role}:{}", hex::encode(Sha256::digest(text.as_bytes())))
 }
 
 fn to_bytes(v: &[f32]) -> Vec<u8> {
@@ -54,19 +60,20 @@ fn from_bytes(b: &[u8], dims: usize) -> Option<Vec<f32>> {
 }
 
 impl CachedEmbedder {
-    pub fn new(model: Arc<dyn Embed>, redis: Option<Client>, region: &str, ttl: Duration) -> Self {
-        CachedEmbedder { model, redis, region: region.to_string(), ttl }
+    pub fn new(models: Models, redis: Option<Client>, region: &str, ttl: Duration) -> Self {
+        CachedEmbedder { models, redis, region: region.to_string(), ttl }
     }
 
-    pub fn model(&self) -> &Arc<dyn Embed> {
-        &self.model
+    pub fn models(&self) -> &Models {
+        &self.models
     }
 
-    /// Vectors for `texts` on behalf of `tenant`: cached ones from Redis, the rest computed
-    /// on a blocking thread and written back.
-    pub async fn embed(&self, tenant: &str, texts: &[String]) -> Result<(Vec<Vec<f32>>, CacheStats), EmbedError> {
-        let dims = self.model.dims();
-        let keys: Vec<String> = texts.iter().map(|t| key(&self.region, tenant, self.model.model(), t)).collect();
+    /// Vectors of `model` for `texts` as `role`, on behalf of `tenant`: cached ones from
+    /// Redis, the rest computed on a blocking thread and written back.
+    pub async fn embed(&self, tenant: &str, which: EmbeddingModel, role: Role, texts: &[String]) -> Result<(Vec<Vec<f32>>, CacheStats), EmbedError> {
+        let model = self.models.get(which)?.clone();
+        let dims = model.dims();
+        let keys: Vec<String> = texts.iter().map(|t| key(&self.region, tenant, model.model(), role, t)).collect();
         let mut found: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
         if let (Some(redis), false) = (&self.redis, keys.is_empty()) {
             match redis.mget::<Vec<Option<Bytes>>, _>(keys.clone()).await {
@@ -81,11 +88,10 @@ impl CachedEmbedder {
         let missing: Vec<usize> = (0..texts.len()).filter(|i| found[*i].is_none()).collect();
         let stats = CacheStats { hits: texts.len() - missing.len(), misses: missing.len() };
         if !missing.is_empty() {
-            let model = self.model.clone();
             let todo: Vec<String> = missing.iter().map(|i| texts[*i].clone()).collect();
             let computed = tokio::task::spawn_blocking(move || {
                 let refs: Vec<&str> = todo.iter().map(String::as_str).collect();
-                model.embed(&refs)
+                model.embed_as(&refs, role)
             })
             .await
             .map_err(|e| EmbedError::Run(e.to_string()))??;
@@ -113,11 +119,12 @@ mod tests {
 
     #[test]
     fn keys_carry_region_tenant_and_model() {
-        let a = key("eu", "acme", "m", "hello");
-        assert!(a.starts_with("meridian:eu:emb:acme:m:"));
-        assert_ne!(a, key("eu", "globex", "m", "hello"));
-        assert_ne!(a, key("us", "acme", "m", "hello"));
-        assert_ne!(a, key("eu", "acme", "m2", "hello"));
+        let a = key("eu", "acme", "m", Role::Passage, "hello");
+        assert!(a.starts_with("meridian:eu:emb:acme:m:p:"));
+        assert_ne!(a, key("eu", "globex", "m", Role::Passage, "hello"));
+        assert_ne!(a, key("us", "acme", "m", Role::Passage, "hello"));
+        assert_ne!(a, key("eu", "acme", "m2", Role::Passage, "hello"));
+        assert_ne!(a, key("eu", "acme", "m", Role::Query, "hello"));
     }
 
     #[test]

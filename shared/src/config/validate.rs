@@ -85,6 +85,16 @@ impl Config {
             }
         }
         for (i, t) in self.tenants.iter().enumerate() {
+            if t.languages.is_empty() {
+                return Err(err(format!("tenants[{i}].languages"), "must name at least one language"));
+            }
+            for (l, code) in t.languages.iter().enumerate() {
+                if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_lowercase()) {
+                    return Err(err(format!("tenants[{i}].languages[{l}]"), "must be an ISO 639-1 code such as \"en\" or \"de\""));
+                }
+            }
+        }
+        for (i, t) in self.tenants.iter().enumerate() {
             for (j, k) in t.api_keys.iter().enumerate() {
                 if ApiKeyDigest::from_hex(&k.sha256).is_none() {
                     return Err(err(format!("tenants[{i}].api_keys[{j}].sha256"), "must be 64 hex characters (the SHA-256 of the key)"));
@@ -115,8 +125,8 @@ impl Config {
             if i.max_document_bytes == 0 || i.max_chunks_per_document == 0 || i.max_urls == 0 || i.url_timeout_ms == 0 {
                 return Err(err("data_plane.ingest", "every limit must be greater than 0"));
             }
-            if r.top_k == 0 || r.candidates < r.top_k || r.ef_search == 0 || !(-1.0..=1.0).contains(&r.min_similarity) {
-                return Err(err("data_plane.retrieval", "top_k ≥ 1, candidates ≥ top_k, ef_search ≥ 1, min_similarity in [-1, 1]"));
+            if r.top_k == 0 || r.candidates < r.top_k || r.ef_search == 0 || !(-1.0..=1.0).contains(&r.min_similarity) || !(-1.0..=1.0).contains(&r.min_similarity_multilingual) {
+                return Err(err("data_plane.retrieval", "top_k ≥ 1, candidates ≥ top_k, ef_search ≥ 1, min_similarity(_multilingual) in [-1, 1]"));
             }
             if let Some(ep) = &dp.objects.endpoint {
                 if !(ep.starts_with("http://") || ep.starts_with("https://")) {
@@ -179,5 +189,16 @@ tenants:
         assert_eq!(path_of(&OK.replace("model: gpt-4o }", "model: gpt-4o, wieght: 2 }")), "deployments[0].wieght");
         assert_eq!(path_of(&OK.replace("api_key_env: OPENAI_API_KEY", "api_key_env: sk-live-123")), "providers[0].api_key_env");
         assert_eq!(path_of(&format!("{OK}routes:\n  default:\n    timeouts: {{ idle_ms: 0 }}\n")), "routes.default.timeouts.idle_ms");
+        assert_eq!(path_of(&OK.replace("region: eu", "region: eu\n    languages: [en, German]")), "tenants[0].languages[1]");
+        assert_eq!(path_of(&OK.replace("region: eu", "region: eu\n    embedding_model: minilm")), "tenants[0].embedding_model");
+    }
+
+    #[test]
+    fn tenant_languages_pick_the_embedding_model() {
+        use crate::config::EmbeddingModel;
+        let model = |extra: &str| Config::from_yaml(&OK.replace("region: eu", &format!("region: eu{extra}"))).unwrap().tenants[0].embedding_model();
+        assert_eq!(model(""), EmbeddingModel::AllMiniLmL6V2, "English by default");
+        assert_eq!(model("\n    languages: [en, de]"), EmbeddingModel::MultilingualE5Small);
+        assert_eq!(model("\n    languages: [de]\n    embedding_model: all-minilm-l6-v2"), EmbeddingModel::AllMiniLmL6V2, "explicit choice wins");
     }
 }

@@ -69,7 +69,7 @@ providers:
 tenants:
   - {{ id: tenant-eu, region: eu, api_keys: [{{ name: k1, sha256: "{digest}" }}] }}
   - {{ id: tenant-us, region: us, api_keys: [{{ name: k1, sha256: "{us_digest}" }}] }}
-  - {{ id: tenant-restricted, region: eu, providers_in_region_only: true, allowed_models: [allowed, regional], api_keys: [{{ name: k1, sha256: "{restricted_digest}" }}] }}
+  - {{ id: tenant-restricted, region: eu, languages: [de, en], providers_in_region_only: true, allowed_models: [allowed, regional], api_keys: [{{ name: k1, sha256: "{restricted_digest}" }}] }}
 "#,
             region = setup.region
         );

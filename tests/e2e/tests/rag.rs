@@ -55,7 +55,8 @@ impl Rag {
     }
 
     async fn chatbot(&self, key: &str, kb: &str) -> String {
-        let (st, v) = self.json(self.s.post("/v1/chatbots", key, &json!({"name": "helper", "knowledge_base_id": kb, "model": "allowed", "system_prompt": "You are Acme's support assistant."})).await).await;
+        let (st, v) =
+            self.json(self.s.post("/v1/chatbots", key, &json!({"name": "helper", "knowledge_base_id": kb, "model": "allowed", "system_prompt": "You are Acme's support assistant."})).await).await;
         assert_eq!(st, 201, "{v}");
         v["id"].as_str().unwrap().to_string()
     }
@@ -152,6 +153,45 @@ async fn nothing_relevant_means_i_dont_know_and_no_model_call() {
     assert!(sse.done);
 }
 
+const RUECKGABE: &str = "# Acme Handbuch\n\n## Rückgabe\n\nKunden können jeden unbenutzten Artikel innerhalb von 30 Tagen nach Lieferung gegen volle Rückerstattung zurückgeben. Die Erstattung erfolgt innerhalb von 5 Werktagen auf die ursprüngliche Karte.\n\n## Versand\n\nDer Standardversand dauert 3 bis 7 Tage.\n";
+
+/// A tenant serving German and English gets the multilingual model: its knowledge base is
+/// built with E5, a German handbook answers an English question (and a German one), and
+/// an unrelated question still gets "I don't know". An English-only tenant's region has
+/// not loaded E5 for it to ask for.
+#[tokio::test]
+async fn a_multilingual_tenant_gets_the_multilingual_model() {
+    let r = rag().await;
+    let key = r.s.restricted_key.clone(); // tenant-restricted: languages [de, en]
+    let (st, v) = r.json(r.s.post("/v1/knowledge-bases", &key, &json!({"name": "hilfe", "language": "german"})).await).await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["embedding_model"], "multilingual-e5-small");
+    let kb = v["id"].as_str().unwrap().to_string();
+    let (st, doc) = r.upload(&key, &kb, "Handbuch", "text/markdown", RUECKGABE.as_bytes().to_vec()).await;
+    assert_eq!(st, 201, "{doc}");
+    let (st, v) = r.json(r.s.post("/v1/chatbots", &key, &json!({"name": "hilfe", "knowledge_base_id": kb, "model": "allowed"})).await).await;
+    assert_eq!(st, 201, "{v}");
+    let bot = v["id"].as_str().unwrap().to_string();
+    for q in ["How many days do I have to return an item for a refund?", "Wie lange habe ich Zeit, einen Artikel zurückzugeben?"] {
+        let (st, v) = r.json(r.s.post(&format!("/v1/chatbots/{bot}/chat"), &key, &json!({"messages": [{"role": "user", "content": q}]})).await).await;
+        assert_eq!(st, 200, "{v}");
+        let cites = v["citations"].as_array().unwrap();
+        assert!(!cites.is_empty(), "{q}: {v}");
+        assert_eq!(cites[0]["document_id"], doc["document"]["id"]);
+        assert_eq!(cites[0]["heading"], "Rückgabe", "{q}: {cites:?}");
+    }
+    let (st, v) = r.json(r.s.post(&format!("/v1/chatbots/{bot}/chat"), &key, &json!({"messages": [{"role": "user", "content": "Who won the football world cup in 1998?"}]})).await).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["citations"], json!([]), "{v}");
+
+    // The English tenant's bases are MiniLM; it may force E5 (loaded for its neighbour).
+    let (st, v) = r.json(r.s.post("/v1/knowledge-bases", &r.s.key, &json!({"name": "support"})).await).await;
+    assert_eq!((st, v["embedding_model"].as_str()), (201, Some("all-minilm-l6-v2")));
+    let (st, v) = r.json(r.s.post("/v1/knowledge-bases", &r.s.key, &json!({"name": "x", "embedding_model": "e5"})).await).await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+}
+
 #[tokio::test]
 async fn bad_documents_are_refused_and_leave_nothing_behind() {
     let r = rag().await;
@@ -169,7 +209,16 @@ async fn bad_documents_are_refused_and_leave_nothing_behind() {
     expect(r.upload(&key, &kb, "not utf8", "text/plain", vec![0xc3, 0x28, 0xa0]).await, 400, "invalid_document");
     expect(r.upload(&key, "00000000-0000-0000-0000-000000000000", "x", "text/plain", b"hello".to_vec()).await, 404, "not_found");
     expect(r.upload(&key, "not-a-uuid", "x", "text/plain", b"hello".to_vec()).await, 404, "not_found");
-    let r2 = r.s.http.post(r.s.url(&format!("/v1/knowledge-bases/{kb}/documents"))).query(&[("language", "klingon")]).bearer_auth(&key).header("content-type", "text/plain").body("hello").send().await.unwrap();
+    let r2 =
+        r.s.http
+            .post(r.s.url(&format!("/v1/knowledge-bases/{kb}/documents")))
+            .query(&[("language", "klingon")])
+            .bearer_auth(&key)
+            .header("content-type", "text/plain")
+            .body("hello")
+            .send()
+            .await
+            .unwrap();
     let (st, v) = r.json(r2).await;
     assert_eq!((st, v["error"]["param"].as_str()), (400, Some("language")), "{v}");
     let (st, v) = r.json(r.s.post("/v1/knowledge-bases", &key, &json!({"name": "x", "language": "klingon"})).await).await;

