@@ -129,7 +129,7 @@ pub async fn delete(State(st): State<SharedState>, Path((kb, doc)): Path<(String
         let (p, dp) = context(&st, who)?;
         let (kb_id, doc_id) = (parse_id("knowledge base", &kb)?, parse_id("document", &doc)?);
         let mut tx = dp.db.tenant_tx(&p.tenant).await.map_err(errors::sql)?;
-        meridian_regional::rag::retrieve::uncount_lexemes(&mut tx, doc_id).await.map_err(errors::sql)?;
+        meridian_regional::rag::keywords::unindex_document(&mut tx, doc_id).await.map_err(errors::sql)?;
         let key: Option<String> = sqlx::query_scalar("DELETE FROM documents WHERE id = $1 AND kb_id = $2 RETURNING object_key").bind(doc_id).bind(kb_id).fetch_optional(&mut *tx).await.map_err(errors::sql)?;
         let Some(key) = key else {
             return Err(GatewayError::ResourceNotFound(format!("document {doc_id} does not exist in knowledge base {kb_id}")).into());

@@ -10,7 +10,8 @@ use sqlx::types::Uuid;
 
 use super::chunk::{chunk, ChunkSettings};
 use super::extract::{extract, ExtractError, Format};
-use super::retrieve::{count_lexemes, vector_literal};
+use super::keywords;
+use super::retrieve::vector_literal;
 use crate::crypto::Keyring;
 use crate::db::{Db, DbError};
 use crate::embed::cache::CachedEmbedder;
@@ -229,7 +230,7 @@ impl Ingestor<'_> {
         .bind(&embeddings)
         .execute(&mut *tx)
         .await?;
-        count_lexemes(&mut tx, tenant, id).await?;
+        keywords::index_document(&mut tx, tenant, id).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,10 +1,13 @@
 //! Hybrid retrieval: the nearest chunks by cosine distance (HNSW, with pgvector 0.8's
 //! iterative scan so a tenant/knowledge-base filter does not silently return too few
-//! rows) and the best full-text matches (an OR of the query's lexemes — `plainto_` and
-//! `websearch_to_tsquery` AND them and miss most natural questions), fused by reciprocal
-//! rank fusion. Runs inside a tenant transaction: row-level security scopes both halves.
+//! rows) and the best keyword matches (BM25 over any of the query's lexemes, see
+//! [`keywords`] — `plainto_` and `websearch_to_tsquery` AND them and miss most natural
+//! questions), fused by reciprocal rank fusion. Runs inside a tenant transaction:
+//! row-level security scopes both halves.
 
 use sqlx::{PgConnection, Row};
+
+use super::keywords;
 
 /// RRF constant from Cormack et al. (2009).
 const RRF_K: f64 = 60.0;
@@ -85,88 +88,10 @@ pub async fn vector_candidates(conn: &mut PgConnection, kb: sqlx::types::Uuid, e
     sqlx::query_scalar("SELECT id FROM chunks WHERE kb_id = $1 ORDER BY embedding <=> $2::vector LIMIT $3").bind(kb).bind(vector_literal(embedding)).bind(n as i64).fetch_all(&mut *conn).await
 }
 
-/// Most chunks the keyword side ranks: lexemes are taken rarest first while the chunks
-/// containing them add up to at most this (at least one lexeme is always kept).
-pub const KEYWORD_BUDGET: i64 = 1_000;
-
-/// The `n` best keyword matches: any of the query's lexemes, ranked by `ts_rank` — but
-/// only the query's rarest lexemes in this knowledge base (`kb_lexemes`), within
-/// [`KEYWORD_BUDGET`] chunks, so common words cannot make it rank most of the base.
-/// Lexemes the knowledge base does not contain are dropped (they cannot match).
-pub async fn keyword_candidates(conn: &mut PgConnection, kb: sqlx::types::Uuid, language: &str, query: &str, n: usize) -> Result<Vec<i64>, sqlx::Error> {
-    // Step 1 picks the lexemes; step 2 searches with them as a plain parameter, planned
-    // for its actual value (a tsquery computed inside the same statement hides its
-    // selectivity from the planner, which then checks every chunk of the base).
-    let tsq: Option<String> = sqlx::query_scalar(
-        "WITH terms AS (
-            SELECT t.lexeme, sum(s.chunks) OVER (ORDER BY s.chunks, t.lexeme) - s.chunks AS before
-            FROM unnest(to_tsvector($2::regconfig, $3)) t
-            JOIN kb_lexemes s ON s.kb_id = $1 AND s.lexeme = t.lexeme
-         )
-         SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery::text FROM terms WHERE before < $4",
-    )
-    .bind(kb)
-    .bind(language)
-    .bind(query)
-    .bind(KEYWORD_BUDGET)
-    .fetch_one(&mut *conn)
-    .await?;
-    let Some(tsq) = tsq else {
-        return Ok(Vec::new());
-    };
-    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *conn).await?;
-    sqlx::query_scalar("SELECT id FROM chunks WHERE tsv @@ $2::tsquery AND kb_id = $1 ORDER BY ts_rank(tsv, $2::tsquery) DESC, id LIMIT $3")
-        .bind(kb)
-        .bind(tsq)
-        .bind(n as i64)
-        .fetch_all(&mut *conn)
-        .await
-}
-
-/// Adds the lexemes of one document's chunks to its knowledge base's counts (inside the
-/// ingest transaction).
-pub async fn count_lexemes(conn: &mut PgConnection, tenant: &str, document: sqlx::types::Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO kb_lexemes (tenant_id, kb_id, lexeme, chunks)
-         SELECT $1, c.kb_id, t.lexeme, count(*) FROM chunks c, unnest(c.tsv) t WHERE c.document_id = $2 GROUP BY c.kb_id, t.lexeme
-         ON CONFLICT (kb_id, lexeme) DO UPDATE SET chunks = kb_lexemes.chunks + excluded.chunks",
-    )
-    .bind(tenant)
-    .bind(document)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Takes a document's lexemes off its knowledge base's counts (before deleting it).
-pub async fn uncount_lexemes(conn: &mut PgConnection, document: sqlx::types::Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE kb_lexemes s SET chunks = s.chunks - d.n
-         FROM (SELECT c.kb_id, t.lexeme, count(*) AS n FROM chunks c, unnest(c.tsv) t WHERE c.document_id = $1 GROUP BY c.kb_id, t.lexeme) d
-         WHERE s.kb_id = d.kb_id AND s.lexeme = d.lexeme",
-    )
-    .bind(document)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM kb_lexemes WHERE chunks <= 0").execute(&mut *conn).await?;
-    Ok(())
-}
-
-/// Recounts a knowledge base's lexemes from its chunks (after bulk loads or deletions).
-pub async fn recount_lexemes(conn: &mut PgConnection, tenant: &str, kb: sqlx::types::Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM kb_lexemes WHERE kb_id = $1").bind(kb).execute(&mut *conn).await?;
-    sqlx::query("INSERT INTO kb_lexemes (tenant_id, kb_id, lexeme, chunks) SELECT $1, $2, t.lexeme, count(*) FROM chunks c, unnest(c.tsv) t WHERE c.kb_id = $2 GROUP BY t.lexeme")
-        .bind(tenant)
-        .bind(kb)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 /// Runs on a connection inside a tenant transaction: the two searches one after the other.
 pub async fn hybrid(conn: &mut PgConnection, s: Search<'_>) -> Result<Vec<Hit>, sqlx::Error> {
     let vector = vector_candidates(conn, s.kb_id, s.embedding, s.candidates, s.ef_search).await?;
-    let keyword = keyword_candidates(conn, s.kb_id, s.language, s.query, s.candidates).await?;
+    let keyword = keywords::search(conn, s.kb_id, s.language, s.query, s.candidates).await?;
     fuse_and_fetch(conn, s, &vector, &keyword).await
 }
 
@@ -174,7 +99,7 @@ pub async fn hybrid(conn: &mut PgConnection, s: Search<'_>) -> Result<Vec<Hit>, 
 /// connection (row-level security binds both): the latency of the slower one, not the sum.
 pub async fn hybrid_concurrent(db: &crate::db::Db, tenant: &str, s: Search<'_>) -> Result<Vec<Hit>, sqlx::Error> {
     let (mut a, mut b) = tokio::try_join!(db.tenant_tx(tenant), db.tenant_tx(tenant))?;
-    let (vector, keyword) = tokio::try_join!(vector_candidates(&mut a, s.kb_id, s.embedding, s.candidates, s.ef_search), keyword_candidates(&mut b, s.kb_id, s.language, s.query, s.candidates),)?;
+    let (vector, keyword) = tokio::try_join!(vector_candidates(&mut a, s.kb_id, s.embedding, s.candidates, s.ef_search), keywords::search(&mut b, s.kb_id, s.language, s.query, s.candidates),)?;
     b.rollback().await?;
     let hits = fuse_and_fetch(&mut a, s, &vector, &keyword).await?;
     a.rollback().await?;

@@ -20,7 +20,8 @@ use meridian_regional::embed::Embed;
 use meridian_regional::objects::ObjectStore;
 use meridian_regional::rag::chunk::{chunk, ChunkSettings};
 use meridian_regional::rag::ingest::{Ingestor, NewDocument};
-use meridian_regional::rag::retrieve::{hybrid, hybrid_concurrent, keyword_candidates, vector_candidates, vector_literal, Search};
+use meridian_regional::rag::keywords;
+use meridian_regional::rag::retrieve::{hybrid, hybrid_concurrent, vector_candidates, vector_literal, Search};
 use meridian_shared::config::{EmbeddingModel, IngestSettings, ObjectStoreConfig};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -226,7 +227,7 @@ async fn main() {
     let index_s = t.elapsed().as_secs_f64();
     {
         let mut tx = db.tenant_tx("bench").await.unwrap();
-        meridian_regional::rag::retrieve::recount_lexemes(&mut tx, "bench", kb).await.unwrap();
+        keywords::reindex(&mut tx, "bench", kb).await.unwrap();
         tx.commit().await.unwrap();
     }
     // What autovacuum would do after a bulk load: flushes the GIN index's pending list
@@ -265,7 +266,7 @@ async fn main() {
         let v100 = vector_candidates(&mut tx, kb, e, 10, 100).await.unwrap();
         lat_v100.push(ms(t.elapsed()));
         let t = Instant::now();
-        let kw = keyword_candidates(&mut tx, kb, "english", &q.text, 40).await.unwrap();
+        let kw = keywords::search(&mut tx, kb, "english", &q.text, 40).await.unwrap();
         lat_kw.push(ms(t.elapsed()));
         let t = Instant::now();
         let hy = hybrid(&mut tx, Search { kb_id: kb, embedding: e, query: &q.text, language: "english", k: 10, candidates: 40, ef_search: 100 }).await.unwrap();
