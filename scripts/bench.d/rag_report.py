@@ -18,7 +18,7 @@ if "e5_batched_chunks_per_s" in e:
 if e.get("first_full_run"):
     f = e["first_full_run"]
     print(f"- full corpus: {f['chunks']} chunks in {f['seconds']} s ({f['chunks_per_s']} chunks/s)")
-print(f"\n## Load and index\n\n- bulk insert (sealed text + tsvector + vector): {r['load']['insert_s']} s ({r['load']['insert_chunks_per_s']} chunks/s)\n- HNSW build: {r['load']['hnsw_build_s']} s\n- VACUUM ANALYZE after the load (flushes the GIN pending list, as autovacuum would): {r['load'].get('vacuum_s', 'not run')} s\n")
+print(f"\n## Load and index\n\n- bulk insert (sealed text + tsvector + vector): {r['load']['insert_s']} s ({r['load']['insert_chunks_per_s']} chunks/s)\n- HNSW build: {r['load']['hnsw_build_s']} s\n- keyword index (BM25 postings, one row per chunk and lexeme): {r['load'].get('keyword_index_s', '?')} s for {r['load'].get('postings', '?')} postings, {r['load'].get('postings_mb', '?')} MB with its indexes\n- VACUUM ANALYZE after the load (as autovacuum would): {r['load'].get('vacuum_s', 'not run')} s\n")
 print("## HNSW recall@10 vs exact search\n")
 print("| ef_search | recall@10 | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|")
 for ef in ("40", "100"):
@@ -26,7 +26,7 @@ for ef in ("40", "100"):
     print(f"| {ef} | {r['recall_at_10_vs_exact']['ef_search_' + ef]} | {lat['p50_ms']} | {lat['p95_ms']} | {lat['p99_ms']} |")
 print("\n## Latency per query (inside a tenant transaction, RLS on)\n")
 print("| mode | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|")
-for name, key in (("vector (ef 40)", "vector_ef40"), ("vector (ef 100)", "vector_ef100"), ("keyword (OR of lexemes, ts_rank, 40)", "keyword"), ("hybrid, sequential (both + RRF + fetch, k=10)", "hybrid"), ("hybrid, concurrent (two connections; what chatbots use)", "hybrid_concurrent")):
+for name, key in (("vector (ef 40)", "vector_ef40"), ("vector (ef 100)", "vector_ef100"), ("keyword (BM25 over postings, rarest lexemes within 1,000 postings, 40)", "keyword"), ("hybrid, sequential (both + RRF + fetch, k=10)", "hybrid"), ("hybrid, concurrent (two connections; what chatbots use)", "hybrid_concurrent")):
     print(f"| {name} | {l[key]['p50_ms']} | {l[key]['p95_ms']} | {l[key]['p99_ms']} |")
 print("\n## Quality on the labelled set (document level)\n")
 print("| retrieval | hit@10 | MRR@10 |\n|---|---|---|")
