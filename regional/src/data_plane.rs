@@ -1,6 +1,7 @@
 //! The regional data plane's live handles: PostgreSQL, object storage, the embedding
 //! models its tenants use behind their Redis cache, and the master key. Opened once at start-up from
 //! `data_plane:`; absent when the config has no such section (a gateway-only region).
+//! Opening registers the region's tenants and mirrors their API keys into PostgreSQL.
 
 use std::path::Path;
 use std::time::Duration;
@@ -37,6 +38,8 @@ impl DataPlane {
         db.migrate().await.map_err(|e| format!("migrations failed: {e}"))?;
         for t in cfg.tenants.iter().filter(|t| t.region.as_str() == region) {
             db.create_tenant(&t.id, region).await.map_err(|e| format!("registering tenant {}: {e}", t.id))?;
+            let keys: Vec<_> = t.api_keys.iter().map(|k| (k.name.clone(), hex::decode(&k.sha256).unwrap_or_default(), k.roles.clone())).collect();
+            db.sync_api_keys(&t.id, &keys).await.map_err(|e| format!("mirroring tenant {}'s API keys: {e}", t.id))?;
         }
         let objects = ObjectStore::new(&dp.objects, |v| std::env::var(v).ok()).map_err(|e| e.to_string())?;
         objects.ensure_bucket().await.map_err(|e| format!("bucket {}: {e}", dp.objects.bucket))?;

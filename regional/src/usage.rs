@@ -67,6 +67,15 @@ async fn persist(db: &meridian_regional::db::Db, batch: &[UsageEvent]) {
         let write = async {
             let mut tx = db.tenant_tx(tenant).await?;
             sqlx::query("INSERT INTO usage_events (tenant_id, event) SELECT $1, e::jsonb FROM unnest($2::text[]) e").bind(tenant).bind(&events).execute(&mut *tx).await?;
+            // The users behind them (API key names, JWT subjects).
+            sqlx::query(
+                "INSERT INTO users (tenant_id, subject, requests) SELECT $1, e::jsonb->>'user', count(*) FROM unnest($2::text[]) e GROUP BY 2
+                 ON CONFLICT (tenant_id, subject) DO UPDATE SET last_seen = now(), requests = users.requests + excluded.requests",
+            )
+            .bind(tenant)
+            .bind(&events)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await
         };
         if let Err(e) = write.await {

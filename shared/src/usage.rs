@@ -24,9 +24,12 @@ pub struct UsageEvent {
     pub cost_usd: Option<f64>,
     pub latency_ms: f64,
     pub stream: bool,
-    /// `exact` when served from the response cache (no provider was called).
+    /// `exact` or `semantic` when served from a response cache (no provider was called).
     #[serde(default)]
     pub cache: Option<String>,
+    /// For a cache hit: what the provider call would have cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_usd: Option<f64>,
     /// Which host handled the request: `edge` or a region.
     pub via: String,
 }
@@ -49,6 +52,7 @@ impl UsageEvent {
             latency_ms: 0.0,
             stream: false,
             cache: None,
+            saved_usd: None,
             via: via.to_string(),
         }
     }

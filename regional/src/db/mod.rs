@@ -74,4 +74,23 @@ impl Db {
         sqlx::query("INSERT INTO tenants (id, region) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING").bind(id).bind(region).execute(&mut *tx).await?;
         tx.commit().await
     }
+
+    /// Mirrors a tenant's API keys from the config (the source of truth): digests, names
+    /// and roles, so reports and the dashboard can join on them. Keys no longer in the
+    /// config are removed.
+    pub async fn sync_api_keys(&self, tenant: &str, keys: &[(String, Vec<u8>, Option<Vec<String>>)]) -> Result<(), sqlx::Error> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let names: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        sqlx::query("DELETE FROM api_keys WHERE NOT (name = ANY($1))").bind(&names).execute(&mut *tx).await?;
+        for (name, digest, roles) in keys {
+            sqlx::query("INSERT INTO api_keys (tenant_id, name, sha256, roles) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, name) DO UPDATE SET sha256 = excluded.sha256, roles = excluded.roles")
+                .bind(tenant)
+                .bind(name)
+                .bind(digest)
+                .bind(roles)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
 }

@@ -1,14 +1,17 @@
-//! `POST /v1/chat/completions`: steps 2, 4 and 8 of the request path (parse and
-//! validate, RBAC, route), then hands over to the non-streaming or streaming driver.
+//! `POST /v1/chat/completions`: steps 2, 4, 6b and 8 of the request path (parse and
+//! validate, RBAC, semantic cache, route), then hands over to the non-streaming or
+//! streaming driver.
 
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use meridian_shared::api::{ChatRequest, GatewayError};
 use meridian_shared::auth::{roles_allow, Principal, RouteClass};
+use meridian_shared::cache::CachedAnswer;
 
 use super::error::ApiError;
 use super::headers::Trace;
+use super::semantic::{self, Pending};
 use super::{complete, request, stream};
 use crate::state::SharedState;
 use crate::usage;
@@ -23,6 +26,7 @@ pub fn authorise<'a>(st: &'a SharedState, principal: &Principal, route: RouteCla
 
 pub async fn handle(State(st): State<SharedState>, req: Request) -> Response {
     let trace = Trace::new().with_feature(req.headers());
+    let headers = req.headers().clone();
     let Some(principal) = req.extensions().get::<Principal>().cloned() else {
         return ApiError::from(GatewayError::Unauthenticated("missing API key".into())).into_response();
     };
@@ -37,12 +41,24 @@ pub async fn handle(State(st): State<SharedState>, req: Request) -> Response {
     if let Err(e) = request::validate_chat(&mut chat, &st.config.limits) {
         return ApiError::from(e).into_response();
     }
-    serve(st, principal, chat, trace).await
+    // RBAC before the cache: a key may not read answers of a model it may not call.
+    if let Err(e) = authorise(&st, &principal, RouteClass::Chat, &chat.model) {
+        return e.into_response();
+    }
+    match semantic::lookup(&st, &principal, &chat, &headers, &trace).await {
+        semantic::Outcome::Hit(resp) => resp,
+        semantic::Outcome::Miss(pending) => serve_and_store(st, principal, chat, trace, pending).await,
+    }
 }
 
 /// Steps 4 and 8 onwards for a parsed, validated request: RBAC, route, then the
 /// non-streaming or streaming driver. Chatbots enter here with their grounded request.
 pub async fn serve(st: SharedState, principal: Principal, chat: ChatRequest, trace: Trace) -> Response {
+    serve_and_store(st, principal, chat, trace, None).await
+}
+
+/// The same, storing the finished answer in the semantic cache when `pending` says so.
+async fn serve_and_store(st: SharedState, principal: Principal, chat: ChatRequest, trace: Trace, pending: Option<Pending>) -> Response {
     let model = match authorise(&st, &principal, RouteClass::Chat, &chat.model) {
         Ok(m) => m,
         Err(e) => return e.into_response(),
@@ -51,7 +67,7 @@ pub async fn serve(st: SharedState, principal: Principal, chat: ChatRequest, tra
     let region = st.tenant_in_region_only(&principal.tenant).then_some(principal.home_region);
     if chat.is_stream() {
         let name = chat.model.clone();
-        return stream::respond(st.clone(), chat, name, principal, region, trace).await;
+        return stream::respond(st.clone(), chat, name, principal, region, trace, pending).await;
     }
     let mut trace = trace;
     match complete::run(&st, &complete::Chat(&chat), model, region, &mut trace).await {
@@ -62,6 +78,10 @@ pub async fn serve(st: SharedState, principal: Principal, chat: ChatRequest, tra
             event.feature.clone_from(&trace.feature);
             let cost = event.cost_usd;
             usage::emit(event);
+            // Only finished answers are cached (a truncated one must never be replayed).
+            if let Some(p) = pending.filter(|_| resp.choices.first().is_some_and(|c| c.finish_reason.is_some())) {
+                semantic::store(&st, p, CachedAnswer { response: resp.clone(), stored_at: unix_s() });
+            }
             let mut out = axum::Json(resp).into_response();
             let h = out.headers_mut();
             for (k, v) in trace.headers() {
@@ -77,4 +97,8 @@ pub async fn serve(st: SharedState, principal: Principal, chat: ChatRequest, tra
         }
         Err(e) => e.into_response(),
     }
+}
+
+fn unix_s() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

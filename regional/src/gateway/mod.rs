@@ -12,4 +12,5 @@ pub mod models;
 pub mod observe;
 pub mod ratelimit;
 pub mod request;
+pub mod semantic;
 pub mod stream;

@@ -91,11 +91,14 @@ async fn attempt(st: &SharedState, relay: &mut StreamRelay, client: &mut Client,
     }
 }
 
-async fn drive(st: SharedState, req: ChatRequest, model_name: String, principal: Principal, region: Option<Region>, mut trace: Trace, mut client: Client) {
+async fn drive(st: SharedState, req: ChatRequest, model_name: String, principal: Principal, region: Option<Region>, mut trace: Trace, mut client: Client, pending: Option<super::semantic::Pending>) {
     let Some(model) = st.router.models.get(&model_name) else { return };
     let route = st.route(&model.route);
     let deadline = Instant::now() + Duration::from_millis(route.timeouts.total_ms);
     let mut relay = StreamRelay::new(format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()), unix_ms() / 1000, req.wants_stream_usage());
+    if pending.is_some() {
+        relay.keep_transcript();
+    }
     let mut engine = Engine::new(st.router.plan(model, region, st.now_ms(), rand::random(), rand::random()), route.policy(), st.now_ms());
     let mut action = engine.start();
     let answered_by = loop {
@@ -161,16 +164,22 @@ async fn drive(st: SharedState, req: ChatRequest, model_name: String, principal:
     // Headers went out before the cost was known: it travels in an SSE comment.
     let comment = event.cost_usd.map(|c| format!("x-meridian-cost-usd={c:.8} x-meridian-deployment={}", dep.name));
     relay.finish(comment.as_deref(), &mut client.frames);
-    let _ = client.flush(&relay, &trace).await;
+    let delivered = client.flush(&relay, &trace).await.is_ok();
+    // The answer finished (the engine reported success): cache it for replay as SSE.
+    if let (Some(p), true) = (pending, delivered) {
+        if let Some(answer) = meridian_shared::cache::CachedAnswer::from_chunks(relay.transcript(), relay.usage(), unix_ms() / 1000) {
+            super::semantic::store(&st, p, answer);
+        }
+    }
     usage::emit(event);
 }
 
 /// Starts the driver and answers once the first output chunk (or a final error) is known.
-pub async fn respond(st: SharedState, req: ChatRequest, model_name: String, principal: Principal, region: Option<Region>, trace: Trace) -> Response {
+pub async fn respond(st: SharedState, req: ChatRequest, model_name: String, principal: Principal, region: Option<Region>, trace: Trace, pending: Option<super::semantic::Pending>) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_FRAMES);
     let (commit_tx, commit_rx) = oneshot::channel();
     let client = Client { tx, commit: Some(commit_tx), frames: Vec::new() };
-    tokio::spawn(drive(st, req, model_name, principal, region, trace, client).instrument(tracing::Span::current()));
+    tokio::spawn(drive(st, req, model_name, principal, region, trace, client, pending).instrument(tracing::Span::current()));
     match commit_rx.await {
         Ok(Ok(headers)) => {
             let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx)) });

@@ -15,7 +15,8 @@ use sqlx::types::Uuid;
 use sqlx::PgConnection;
 
 /// Most postings one search scores: lexemes are taken rarest first while the chunks
-/// containing them add up to at most this (the rarest lexeme is always kept).
+/// containing them add up to at most this (the rarest lexeme is always kept, however
+/// common it is).
 pub const KEYWORD_BUDGET: i64 = 1_000;
 
 /// BM25's term-frequency saturation and length normalisation (the usual defaults).
@@ -33,7 +34,7 @@ pub const SEARCH_SQL: &str = "WITH base AS (
             JOIN kb_lexemes s ON s.kb_id = $1 AND s.lexeme = t.lexeme
          ), q AS (
             SELECT terms.lexeme, ln(1 + (base.n - terms.df + 0.5) / (terms.df + 0.5)) AS idf, base.avglen
-            FROM terms, base WHERE terms.before < $4
+            FROM terms, base WHERE terms.before = 0 OR terms.before + terms.df <= $4
          )
          SELECT p.chunk_id FROM q JOIN chunk_lexemes p ON p.kb_id = $1 AND p.lexeme = q.lexeme
          GROUP BY p.chunk_id

@@ -4,11 +4,13 @@
 //! Every field is documented in `docs/CONFIG.md`.
 
 mod data_plane;
+mod semantic_cache;
 mod principals;
 mod schema;
 mod validate;
 
 pub use data_plane::*;
+pub use semantic_cache::SemanticCacheSettings;
 pub use schema::*;
 pub use validate::ConfigError;
 

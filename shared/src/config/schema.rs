@@ -35,6 +35,8 @@ pub struct Config {
     /// Settings only the regional data plane reads (RAG, documents, chatbots).
     #[serde(default)]
     pub data_plane: Option<super::DataPlaneConfig>,
+    #[serde(default)]
+    pub semantic_cache: super::SemanticCacheSettings,
 }
 
 /// The edge Worker's own settings.
@@ -289,6 +291,9 @@ pub struct TenantConfig {
     /// Overrides the model the languages pick.
     #[serde(default)]
     pub embedding_model: Option<super::data_plane::EmbeddingModel>,
+    /// This tenant's semantic-cache threshold, instead of `semantic_cache.threshold`.
+    #[serde(default)]
+    pub semantic_cache_threshold: Option<f32>,
 }
 
 fn english() -> Vec<String> {

@@ -84,7 +84,17 @@ impl Config {
                 return Err(err(format!("routes.{name}.retry"), "max_attempts and max_attempts_per_deployment must be at least 1"));
             }
         }
+        let sc = &self.semantic_cache;
+        if !(0.0 < sc.threshold && sc.threshold <= 1.0) {
+            return Err(err("semantic_cache.threshold", "must be in (0, 1]"));
+        }
+        if sc.ttl_secs == 0 {
+            return Err(err("semantic_cache.ttl_secs", "must be at least 1"));
+        }
         for (i, t) in self.tenants.iter().enumerate() {
+            if t.semantic_cache_threshold.is_some_and(|x| !(0.0 < x && x <= 1.0)) {
+                return Err(err(format!("tenants[{i}].semantic_cache_threshold"), "must be in (0, 1]"));
+            }
             if t.languages.is_empty() {
                 return Err(err(format!("tenants[{i}].languages"), "must name at least one language"));
             }

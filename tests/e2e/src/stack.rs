@@ -36,6 +36,9 @@ pub struct Stack {
     pub key: String,
     pub us_key: String,
     pub restricted_key: String,
+    /// A second English-speaking EU tenant (`tenant-eu2`): same region and models as
+    /// `key`'s tenant, for isolation tests where only the tenant differs.
+    pub key2: String,
     pub http: reqwest::Client,
     pub config_path: PathBuf,
 }
@@ -53,6 +56,7 @@ impl Stack {
         let (key, digest) = new_key();
         let (us_key, us_digest) = new_key();
         let (restricted_key, restricted_digest) = new_key();
+        let (key2, digest2) = new_key();
         let m = &mock.url;
         let body = setup.body.replace("{mock}", m);
         let has = |section: &str| body.lines().any(|l| l.starts_with(section));
@@ -69,6 +73,7 @@ providers:
 tenants:
   - {{ id: tenant-eu, region: eu, api_keys: [{{ name: k1, sha256: "{digest}" }}] }}
   - {{ id: tenant-us, region: us, api_keys: [{{ name: k1, sha256: "{us_digest}" }}] }}
+  - {{ id: tenant-eu2, region: eu, api_keys: [{{ name: k1, sha256: "{digest2}" }}] }}
   - {{ id: tenant-restricted, region: eu, languages: [de, en], providers_in_region_only: true, allowed_models: [allowed, regional], api_keys: [{{ name: k1, sha256: "{restricted_digest}" }}] }}
 "#,
             region = setup.region
@@ -86,7 +91,7 @@ tenants:
         c.envs(setup.env.iter().map(|(k, v)| (k, v)));
         let gw = Proc::spawn(c, "regional");
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
-        Stack { mock, gw, key, us_key, restricted_key, http, config_path }
+        Stack { mock, gw, key, us_key, restricted_key, key2, http, config_path }
     }
 
     pub fn url(&self, path: &str) -> String {

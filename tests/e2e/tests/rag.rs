@@ -131,6 +131,12 @@ async fn chatbot_answers_from_its_documents_with_citations() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(r.count("usage_events WHERE tenant_id <> 'tenant-eu'").await, 0);
+    // The user behind them (the API key's name) is recorded, and the region's tenants'
+    // API keys are mirrored from the config.
+    assert_eq!(r.count("users WHERE tenant_id = 'tenant-eu' AND subject = 'k1' AND requests >= 2").await, 1);
+    assert_eq!(r.count("users WHERE tenant_id <> 'tenant-eu'").await, 0);
+    assert_eq!(r.count("api_keys WHERE tenant_id = 'tenant-eu' AND name = 'k1'").await, 1);
+    assert_eq!(r.count("api_keys WHERE tenant_id = 'tenant-us'").await, 0, "US tenants are not this region's");
 }
 
 #[tokio::test]

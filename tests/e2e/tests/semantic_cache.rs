@@ -71,3 +71,107 @@ async fn paraphrases_hit_negations_other_tenants_and_expired_entries_do_not() {
     assert!(matches!(short.lookup("a", &ka, &s2, &q2, &embed(&q2)).await.unwrap(), Lookup::Miss { .. }));
     assert_eq!(short.purge_expired("a").await.unwrap(), 1);
 }
+
+mod over_http {
+    //! The same cache on the regional request path, over real HTTP: a paraphrase is served
+    //! from the cache (JSON and replayed SSE) without a provider call; a negated question,
+    //! another tenant, and a bypass all go to the provider.
+    use meridian_e2e::*;
+    use serde_json::{json, Value};
+
+    const MODELS: &str = r#"
+deployments:
+  - { name: oa, provider: openai, model: gpt-4o }
+models:
+  - { name: allowed, deployments: [oa] }
+semantic_cache: { enabled: true }
+"#;
+
+    async fn ask(s: &Stack, key: &str, q: &str, stream: bool, extra: &[(&str, &str)]) -> (String, String) {
+        let mut r = s.http.post(s.url("/v1/chat/completions")).bearer_auth(key).json(&json!({"model": "allowed", "stream": stream, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": q}]}));
+        for (k, v) in extra {
+            r = r.header(*k, *v);
+        }
+        let resp = r.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let cache = header(resp.headers(), "x-meridian-cache").to_string();
+        if stream {
+            let sse = read_sse(resp).await;
+            assert!(sse.done, "{}", sse.raw);
+            (cache, sse.text())
+        } else {
+            let v: Value = resp.json().await.unwrap();
+            (cache, v["choices"][0]["message"]["content"].as_str().unwrap().to_string())
+        }
+    }
+
+    /// Waits (bounded) until `n` entries are stored: the store runs after the answer.
+    async fn stored(data: &DataServices, n: i64) {
+        let pool = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:{}/meridian", data.pg.port)).await.unwrap();
+        for _ in 0..200 {
+            let have: i64 = sqlx::query_scalar("SELECT count(*) FROM semantic_cache").fetch_one(&pool).await.unwrap();
+            if have >= n {
+                assert_eq!(have, n, "exactly {n} entries");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the answer was never stored");
+    }
+
+    #[tokio::test]
+    async fn paraphrase_hits_negation_other_tenant_and_bypass_miss() {
+        let data = DataServices::start("eu").await;
+        let mut setup = Setup::models(&format!("{MODELS}{}", data.yaml("")));
+        setup.env = data.env();
+        let s = Stack::start(setup).await;
+        let calls = || async { s.attempts("gpt-4o").await.len() };
+
+        let (c, first) = ask(&s, &s.key, "How do I reset my password?", false, &[]).await;
+        assert_eq!(c, "miss");
+        assert_eq!(calls().await, 1);
+        stored(&data, 1).await;
+
+        let (c, again) = ask(&s, &s.key, "How can I reset my password?", false, &[]).await;
+        assert!(c.starts_with("semantic; similarity=0.9"), "{c}");
+        assert!(c.contains("; age="), "{c}");
+        assert_eq!(again, first, "the cached answer");
+        assert_eq!(calls().await, 1, "no provider call for a hit");
+
+        // Replayed as SSE for a streaming request.
+        let (c, streamed) = ask(&s, &s.key, "how can i reset my password", true, &[]).await;
+        assert!(c.starts_with("semantic"), "{c}");
+        assert_eq!(streamed, first);
+        assert_eq!(calls().await, 1);
+
+        // A request may demand more similarity than the paraphrase has.
+        let (c, _) = ask(&s, &s.key, "How can I reset my password?", false, &[("x-meridian-semantic-threshold", "0.9999")]).await;
+        assert_eq!(c, "miss");
+        assert_eq!(calls().await, 2);
+
+        // The negated question is close in vector space but must not be served.
+        let (c, _) = ask(&s, &s.key, "Why can't I reset my password?", false, &[]).await;
+        assert_eq!(c, "miss");
+        assert_eq!(calls().await, 3);
+
+        // Another tenant (same region, same embedding model, same request) asking the
+        // very same question never gets tenant-eu's answer...
+        let (c, other) = ask(&s, &s.key2, "How do I reset my password?", false, &[]).await;
+        assert_eq!(c, "miss");
+        assert_eq!(calls().await, 4);
+        stored(&data, 2).await;
+        // ...and now that it has its own entry, each tenant is served its own.
+        let (c, mine) = ask(&s, &s.key, "How can I reset my password?", false, &[]).await;
+        assert!(c.starts_with("semantic"), "{c}");
+        assert_eq!(mine, first);
+        let (c, theirs) = ask(&s, &s.key2, "How can I reset my password?", false, &[]).await;
+        assert!(c.starts_with("semantic"), "{c}");
+        assert_eq!(theirs, other);
+        assert_eq!(calls().await, 4);
+
+        // Bypass goes to the provider.
+        let (c, _) = ask(&s, &s.key, "How do I reset my password?", false, &[("x-meridian-cache", "bypass")]).await;
+        assert_eq!(c, "miss");
+        assert_eq!(calls().await, 5);
+    }
+}

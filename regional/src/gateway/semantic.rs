@@ -1,0 +1,177 @@
+//! Step 6b of the regional path: the semantic response cache (policy in
+//! `meridian_shared::cache::semantic`, store in `meridian_regional::semantic_cache`).
+//!
+//! A cacheable chat request's last user turn is embedded with the tenant's model and
+//! matched against the tenant's cached questions in the same scope (model, system prompt,
+//! conversation prefix, parameters, language, embedding model). A hit is served as JSON
+//! or replayed as SSE with `x-meridian-cache: semantic; similarity=…; age=…`; a miss
+//! carries what is needed to store the answer once it is complete. The nearest similarity
+//! of every lookup is a metric, so operators can tune the threshold.
+//!
+//! `x-meridian-cache: bypass` skips the cache, `refresh` skips the read but stores;
+//! `x-meridian-semantic-threshold: 0.97` raises the threshold for one request (it can
+//! never lower it).
+
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use meridian_shared::api::ChatRequest;
+use meridian_shared::auth::Principal;
+use meridian_shared::cache::semantic::{effective_threshold, scope, Miss};
+use meridian_shared::cache::{is_cacheable, CachedAnswer};
+use meridian_shared::config::EmbeddingModel;
+use meridian_shared::usage::UsageEvent;
+
+use meridian_regional::embed::Role;
+use meridian_regional::semantic_cache::{Lookup, SemanticCache};
+
+use super::headers::Trace;
+use crate::state::SharedState;
+use crate::usage;
+
+/// What a miss needs to store the answer later.
+pub struct Pending {
+    tenant: String,
+    scope: String,
+    question: String,
+    embedding: Vec<f32>,
+}
+
+pub enum Outcome {
+    /// Served from the cache.
+    Hit(Response),
+    /// Go to the providers; store the answer when `Some`.
+    Miss(Option<Pending>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Use,
+    Bypass,
+    Refresh,
+}
+
+fn mode(headers: &HeaderMap) -> Mode {
+    match headers.get("x-meridian-cache").and_then(|v| v.to_str().ok()) {
+        Some("bypass") | Some("no-cache") => Mode::Bypass,
+        Some("refresh") => Mode::Refresh,
+        _ => Mode::Use,
+    }
+}
+
+fn reason_label(r: Option<Miss>) -> &'static str {
+    match r {
+        None => "empty",
+        Some(Miss::BelowThreshold) => "below_threshold",
+        Some(Miss::Negation) => "guard_negation",
+        Some(Miss::Numbers) => "guard_number",
+        Some(Miss::Entities) => "guard_entity",
+    }
+}
+
+/// Looks the request up; every failure of the cache itself is a miss, never an error.
+pub async fn lookup(st: &SharedState, p: &Principal, chat: &ChatRequest, headers: &HeaderMap, trace: &Trace) -> Outcome {
+    let cfg = st.config.semantic_cache;
+    let mode = mode(headers);
+    let Some(dp) = st.data.as_deref() else { return Outcome::Miss(None) };
+    if !cfg.enabled || mode == Mode::Bypass || !is_cacheable(chat, cfg.cache_tool_requests) {
+        return Outcome::Miss(None);
+    }
+    if let (Some(max), Some(t)) = (cfg.max_temperature, chat.temperature) {
+        if t > max as f64 {
+            return Outcome::Miss(None);
+        }
+    }
+    let tenant_cfg = st.config.tenants.iter().find(|t| t.id == p.tenant);
+    let model = tenant_cfg.map(|t| t.embedding_model()).unwrap_or(EmbeddingModel::AllMiniLmL6V2);
+    let Some((scope_key, question)) = scope(&p.tenant, chat) else { return Outcome::Miss(None) };
+    // Vectors of different models are not comparable: the model is part of the scope.
+    let scope_key = format!("{scope_key}:{}", model.name());
+    let embedding = match dp.embedder.embed(&p.tenant, model, Role::Query, std::slice::from_ref(&question)).await {
+        Ok((mut v, _)) => v.remove(0),
+        Err(e) => {
+            tracing::warn!(error = %e, "semantic cache: embedding failed; treated as a miss");
+            return Outcome::Miss(None);
+        }
+    };
+    let pending = Pending { tenant: p.tenant.clone(), scope: scope_key, question, embedding };
+    if mode == Mode::Refresh {
+        return Outcome::Miss(Some(pending));
+    }
+    let requested = headers.get("x-meridian-semantic-threshold").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f32>().ok());
+    let threshold = effective_threshold(tenant_cfg.and_then(|t| t.semantic_cache_threshold).unwrap_or(cfg.threshold), requested);
+    let key = match dp.db.data_key(&dp.keyring, &p.tenant).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(error = %e, "semantic cache: no data key; treated as a miss");
+            return Outcome::Miss(None);
+        }
+    };
+    let cache = SemanticCache { db: &dp.db, threshold, guard: cfg.guard, ttl_s: cfg.ttl_secs };
+    match cache.lookup(&p.tenant, &key, &pending.scope, &pending.question, &pending.embedding).await {
+        Ok(Lookup::Hit { answer, similarity, age_s }) => {
+            metrics::histogram!("meridian_semantic_cache_nearest_similarity", "tenant" => p.tenant.clone(), "outcome" => "hit").record(similarity as f64);
+            metrics::counter!("meridian_semantic_cache_lookups_total", "tenant" => p.tenant.clone(), "outcome" => "hit").increment(1);
+            tracing::info!(similarity, age_s, "semantic cache hit");
+            Outcome::Hit(serve_hit(st, p, chat, &answer, similarity, age_s, trace))
+        }
+        Ok(Lookup::Miss { nearest, reason }) => {
+            if let Some(s) = nearest {
+                metrics::histogram!("meridian_semantic_cache_nearest_similarity", "tenant" => p.tenant.clone(), "outcome" => "miss").record(s as f64);
+            }
+            metrics::counter!("meridian_semantic_cache_lookups_total", "tenant" => p.tenant.clone(), "outcome" => reason_label(reason)).increment(1);
+            tracing::debug!(nearest, reason = reason_label(reason), "semantic cache miss");
+            Outcome::Miss(Some(pending))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "semantic cache lookup failed; treated as a miss");
+            Outcome::Miss(Some(pending))
+        }
+    }
+}
+
+/// Stores a complete answer in the background (the caller already has it).
+pub fn store(st: &SharedState, pending: Pending, answer: CachedAnswer) {
+    let Some(dp) = st.data.clone() else { return };
+    let cfg = st.config.semantic_cache;
+    tokio::spawn(async move {
+        let key = match dp.db.data_key(&dp.keyring, &pending.tenant).await {
+            Ok(k) => k,
+            Err(e) => return tracing::warn!(error = %e, "semantic cache store: no data key"),
+        };
+        let cache = SemanticCache { db: &dp.db, threshold: cfg.threshold, guard: cfg.guard, ttl_s: cfg.ttl_secs };
+        if let Err(e) = cache.store(&pending.tenant, &key, &pending.scope, &pending.question, &pending.embedding, &answer).await {
+            tracing::warn!(error = %e, "semantic cache store failed");
+        }
+    });
+}
+
+fn serve_hit(st: &SharedState, p: &Principal, chat: &ChatRequest, answer: &CachedAnswer, similarity: f32, age_s: u64, trace: &Trace) -> Response {
+    // Usage: no provider was called; the tokens and cost the hit saved are recorded.
+    let u = answer.response.usage.unwrap_or_default();
+    let mut e = UsageEvent::for_principal(p, st.config.server.region.as_str(), trace.feature.clone());
+    e.answered_by("cache", "cache", &answer.response.model).tokens(&u);
+    e.cost_usd = Some(0.0);
+    e.saved_usd = st.prices.lookup(&answer.response.model).map(|price| price.cost(&u));
+    e.latency_ms = trace.started.elapsed().as_secs_f64() * 1000.0;
+    e.stream = chat.is_stream();
+    e.cache = Some("semantic".into());
+    usage::emit(e);
+
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let mut resp = if chat.is_stream() {
+        let frames: Vec<Result<bytes::Bytes, std::convert::Infallible>> = answer.to_sse(&id, chat.wants_stream_usage()).into_iter().map(|f| Ok(bytes::Bytes::from(f))).collect();
+        let mut r = axum::body::Body::from_stream(futures_util::stream::iter(frames)).into_response();
+        r.headers_mut().insert("content-type", HeaderValue::from_static("text/event-stream; charset=utf-8"));
+        r.headers_mut().insert("cache-control", HeaderValue::from_static("no-cache"));
+        r
+    } else {
+        let mut body = answer.response.clone();
+        body.id = id;
+        axum::Json(body).into_response()
+    };
+    let h = resp.headers_mut();
+    h.insert("x-meridian-cache", HeaderValue::from_str(&format!("semantic; similarity={similarity:.4}; age={age_s}")).expect("ASCII"));
+    h.insert("x-meridian-attempts", HeaderValue::from_static("0"));
+    h.insert("x-meridian-cost-usd", HeaderValue::from_static("0.00000000"));
+    resp
+}

@@ -1,0 +1,29 @@
+//! Settings of the semantic response cache (`semantic_cache:`), the same for both hosts:
+//! the regions' pgvector store and (later) the edge's Durable Object.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SemanticCacheSettings {
+    /// Off by default: a semantic hit answers a question that was not asked verbatim,
+    /// which a deployment should choose.
+    pub enabled: bool,
+    /// Cosine similarity (of the tenant's embedding model) at or above which a cached
+    /// answer is served; a tenant may set its own, and a request may only raise it
+    /// (`x-meridian-semantic-threshold`).
+    pub threshold: f32,
+    /// Refuse a match whose questions differ in a negation, a number or a named entity.
+    pub guard: bool,
+    pub ttl_secs: u64,
+    /// Requests with a higher temperature are not cached (`None`: any temperature).
+    pub max_temperature: Option<f32>,
+    /// Cache answers to requests that offer tools (a tool call may have side effects).
+    pub cache_tool_requests: bool,
+}
+
+impl Default for SemanticCacheSettings {
+    fn default() -> Self {
+        SemanticCacheSettings { enabled: false, threshold: 0.92, guard: true, ttl_secs: 48 * 3600, max_temperature: None, cache_tool_requests: false }
+    }
+}
