@@ -98,7 +98,7 @@ pub async fn lookup(st: &SharedState, p: &Principal, chat: &ChatRequest, headers
         return Outcome::Miss(Some(pending));
     }
     let requested = headers.get("x-meridian-semantic-threshold").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f32>().ok());
-    let threshold = effective_threshold(tenant_cfg.and_then(|t| t.semantic_cache_threshold).unwrap_or(cfg.threshold), requested);
+    let threshold = effective_threshold(tenant_cfg.and_then(|t| t.semantic_cache_threshold).unwrap_or(cfg.threshold_for(model)), requested);
     let key = match dp.db.data_key(&dp.keyring, &p.tenant).await {
         Ok(k) => k,
         Err(e) => {

@@ -17,7 +17,7 @@ use sqlx::PgConnection;
 /// Most postings one search scores: lexemes are taken rarest first while the chunks
 /// containing them add up to at most this (the rarest lexeme is always kept, however
 /// common it is).
-pub const KEYWORD_BUDGET: i64 = 1_000;
+pub const KEYWORD_BUDGET: i64 = 3_000;
 
 /// BM25's term-frequency saturation and length normalisation (the usual defaults).
 pub const K1: f64 = 1.2;

@@ -3,16 +3,20 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::EmbeddingModel;
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SemanticCacheSettings {
     /// Off by default: a semantic hit answers a question that was not asked verbatim,
     /// which a deployment should choose.
     pub enabled: bool,
-    /// Cosine similarity (of the tenant's embedding model) at or above which a cached
-    /// answer is served; a tenant may set its own, and a request may only raise it
-    /// (`x-meridian-semantic-threshold`).
+    /// Cosine similarity (all-MiniLM-L6-v2) at or above which a cached answer is served;
+    /// a tenant may set its own, and a request may only raise it
+    /// (`x-meridian-semantic-threshold`). Chosen from `scripts/bench-semantic`.
     pub threshold: f32,
+    /// The same for tenants on multilingual-e5-small, whose similarities sit higher.
+    pub threshold_multilingual: f32,
     /// Refuse a match whose questions differ in a negation, a number or a named entity.
     pub guard: bool,
     pub ttl_secs: u64,
@@ -24,6 +28,15 @@ pub struct SemanticCacheSettings {
 
 impl Default for SemanticCacheSettings {
     fn default() -> Self {
-        SemanticCacheSettings { enabled: false, threshold: 0.92, guard: true, ttl_secs: 48 * 3600, max_temperature: None, cache_tool_requests: false }
+        SemanticCacheSettings { enabled: false, threshold: 0.92, threshold_multilingual: 0.97, guard: true, ttl_secs: 48 * 3600, max_temperature: None, cache_tool_requests: false }
+    }
+}
+
+impl SemanticCacheSettings {
+    pub fn threshold_for(&self, model: EmbeddingModel) -> f32 {
+        match model {
+            EmbeddingModel::AllMiniLmL6V2 => self.threshold,
+            EmbeddingModel::MultilingualE5Small => self.threshold_multilingual,
+        }
     }
 }

@@ -88,6 +88,9 @@ impl Config {
         if !(0.0 < sc.threshold && sc.threshold <= 1.0) {
             return Err(err("semantic_cache.threshold", "must be in (0, 1]"));
         }
+        if !(0.0 < sc.threshold_multilingual && sc.threshold_multilingual <= 1.0) {
+            return Err(err("semantic_cache.threshold_multilingual", "must be in (0, 1]"));
+        }
         if sc.ttl_secs == 0 {
             return Err(err("semantic_cache.ttl_secs", "must be at least 1"));
         }
