@@ -10,6 +10,8 @@ use meridian_shared::cache::CachedAnswer;
 
 use crate::crypto::DataKey;
 use crate::db::{Db, DbError};
+use pgvector::Vector;
+
 use crate::rag::retrieve::vector_literal;
 
 /// The outcome of a lookup.
@@ -46,12 +48,12 @@ impl SemanticCache<'_> {
         let mut tx = self.db.tenant_tx(tenant).await?;
         sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order").execute(&mut *tx).await?;
         let row: Option<Nearest> = sqlx::query_as(
-            "SELECT id, question_enc, answer_enc, 1 - (embedding <=> $2::vector) AS similarity, extract(epoch FROM now() - created_at)::float8 AS age
+            "SELECT id, question_enc, answer_enc, 1 - (embedding <=> $2) AS similarity, extract(epoch FROM now() - created_at)::float8 AS age
              FROM semantic_cache WHERE scope = $1 AND expires_at > now()
-             ORDER BY embedding <=> $2::vector LIMIT 1",
+             ORDER BY embedding <=> $2 LIMIT 1",
         )
         .bind(scope)
-        .bind(vector_literal(embedding))
+        .bind(Vector::from(embedding.to_vec()))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(Nearest { id, question_enc: q_enc, answer_enc: a_enc, similarity, age }) = row else {

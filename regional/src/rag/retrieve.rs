@@ -5,6 +5,7 @@
 //! questions), fused by reciprocal rank fusion. Runs inside a tenant transaction:
 //! row-level security scopes both halves.
 
+use pgvector::Vector;
 use sqlx::{PgConnection, Row};
 
 use super::keywords;
@@ -85,7 +86,7 @@ pub fn rrf(vector: &[i64], keyword: &[i64]) -> Vec<(i64, f64, Option<usize>, Opt
 pub async fn vector_candidates(conn: &mut PgConnection, kb: sqlx::types::Uuid, embedding: &[f32], n: usize, ef_search: u32) -> Result<Vec<i64>, sqlx::Error> {
     sqlx::query(&format!("SET LOCAL hnsw.ef_search = {}", ef_search.clamp(1, 1000))).execute(&mut *conn).await?;
     sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order").execute(&mut *conn).await?;
-    sqlx::query_scalar("SELECT id FROM chunks WHERE kb_id = $1 ORDER BY embedding <=> $2::vector LIMIT $3").bind(kb).bind(vector_literal(embedding)).bind(n as i64).fetch_all(&mut *conn).await
+    sqlx::query_scalar("SELECT id FROM chunks WHERE kb_id = $1 ORDER BY embedding <=> $2 LIMIT $3").bind(kb).bind(Vector::from(embedding.to_vec())).bind(n as i64).fetch_all(&mut *conn).await
 }
 
 /// Runs on a connection inside a tenant transaction: the two searches one after the other.
@@ -112,11 +113,11 @@ async fn fuse_and_fetch(conn: &mut PgConnection, s: Search<'_>, vector: &[i64], 
     let fused: Vec<_> = rrf(vector, keyword).into_iter().take(s.k).collect();
     let ids: Vec<i64> = fused.iter().map(|f| f.0).collect();
     let rows = sqlx::query(
-        "SELECT c.id, c.document_id, c.position, c.heading, c.text_enc, d.title, 1 - (c.embedding <=> $2::vector) AS similarity
+        "SELECT c.id, c.document_id, c.position, c.heading, c.text_enc, d.title, 1 - (c.embedding <=> $2) AS similarity
          FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ANY($1)",
     )
     .bind(&ids)
-    .bind(vector_literal(s.embedding))
+    .bind(Vector::from(s.embedding.to_vec()))
     .fetch_all(&mut *conn)
     .await?;
     Ok(fused

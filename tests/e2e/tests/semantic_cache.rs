@@ -88,7 +88,11 @@ semantic_cache: { enabled: true }
 "#;
 
     async fn ask(s: &Stack, key: &str, q: &str, stream: bool, extra: &[(&str, &str)]) -> (String, String) {
-        let mut r = s.http.post(s.url("/v1/chat/completions")).bearer_auth(key).json(&json!({"model": "allowed", "stream": stream, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": q}]}));
+        let mut r = s
+            .http
+            .post(s.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&json!({"model": "allowed", "stream": stream, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": q}]}));
         for (k, v) in extra {
             r = r.header(*k, *v);
         }
@@ -105,11 +109,11 @@ semantic_cache: { enabled: true }
         }
     }
 
-    /// Waits (bounded) until `n` entries are stored: the store runs after the answer.
-    async fn stored(data: &DataServices, n: i64) {
+    /// Waits (bounded) until `tenant` has `n` entries: the store runs after the answer.
+    async fn stored(data: &DataServices, tenant: &str, n: i64) {
         let pool = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:{}/meridian", data.pg.port)).await.unwrap();
         for _ in 0..200 {
-            let have: i64 = sqlx::query_scalar("SELECT count(*) FROM semantic_cache").fetch_one(&pool).await.unwrap();
+            let have: i64 = sqlx::query_scalar("SELECT count(*) FROM semantic_cache WHERE tenant_id = $1").bind(tenant).fetch_one(&pool).await.unwrap();
             if have >= n {
                 assert_eq!(have, n, "exactly {n} entries");
                 return;
@@ -130,7 +134,7 @@ semantic_cache: { enabled: true }
         let (c, first) = ask(&s, &s.key, "How do I reset my password?", false, &[]).await;
         assert_eq!(c, "miss");
         assert_eq!(calls().await, 1);
-        stored(&data, 1).await;
+        stored(&data, "tenant-eu", 1).await;
 
         let (c, again) = ask(&s, &s.key, "How can I reset my password?", false, &[]).await;
         assert!(c.starts_with("semantic; similarity=0.9"), "{c}");
@@ -145,9 +149,11 @@ semantic_cache: { enabled: true }
         assert_eq!(calls().await, 1);
 
         // A request may demand more similarity than the paraphrase has.
-        let (c, _) = ask(&s, &s.key, "How can I reset my password?", false, &[("x-meridian-semantic-threshold", "0.9999")]).await;
+        // (Its fresh answer is stored too: the nearest entry for this exact wording now.)
+        let (c, strict) = ask(&s, &s.key, "How can I reset my password?", false, &[("x-meridian-semantic-threshold", "0.9999")]).await;
         assert_eq!(c, "miss");
         assert_eq!(calls().await, 2);
+        stored(&data, "tenant-eu", 2).await;
 
         // The negated question is close in vector space but must not be served.
         let (c, _) = ask(&s, &s.key, "Why can't I reset my password?", false, &[]).await;
@@ -159,11 +165,11 @@ semantic_cache: { enabled: true }
         let (c, other) = ask(&s, &s.key2, "How do I reset my password?", false, &[]).await;
         assert_eq!(c, "miss");
         assert_eq!(calls().await, 4);
-        stored(&data, 2).await;
+        stored(&data, "tenant-eu2", 1).await;
         // ...and now that it has its own entry, each tenant is served its own.
         let (c, mine) = ask(&s, &s.key, "How can I reset my password?", false, &[]).await;
-        assert!(c.starts_with("semantic"), "{c}");
-        assert_eq!(mine, first);
+        assert!(c.starts_with("semantic; similarity=1.0000"), "{c}");
+        assert_eq!(mine, strict);
         let (c, theirs) = ask(&s, &s.key2, "How can I reset my password?", false, &[]).await;
         assert!(c.starts_with("semantic"), "{c}");
         assert_eq!(theirs, other);
