@@ -68,6 +68,17 @@ impl Db {
         Ok(n == 1)
     }
 
+    /// Deletes a tenant and, by cascade, every row it owns: knowledge, chunks and their
+    /// postings, chatbots, semantic-cache entries, usage, users, keys. (Its objects in S3
+    /// are sealed under the data key deleted here, so they are unreadable even before
+    /// they are removed.)
+    pub async fn delete_tenant(&self, tenant: &str) -> Result<bool, sqlx::Error> {
+        let mut tx = self.tenant_tx(tenant).await?;
+        let n = sqlx::query("DELETE FROM tenants WHERE id = $1").bind(tenant).execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
     /// Registers a tenant homed in `region` (its own row is visible only to itself).
     pub async fn create_tenant(&self, id: &str, region: &str) -> Result<(), sqlx::Error> {
         let mut tx = self.tenant_tx(id).await?;

@@ -13,9 +13,11 @@ pub struct SemanticCacheSettings {
     pub enabled: bool,
     /// Cosine similarity (all-MiniLM-L6-v2) at or above which a cached answer is served;
     /// a tenant may set its own, and a request may only raise it
-    /// (`x-meridian-semantic-threshold`). Chosen from `scripts/bench-semantic`.
+    /// (`x-meridian-semantic-threshold`). 0.95: the lowest with < 1% false hits (guard
+    /// on) in `bench-results/semantic-cache.md`.
     pub threshold: f32,
-    /// The same for tenants on multilingual-e5-small, whose similarities sit higher.
+    /// The same for tenants on multilingual-e5-small, whose similarities sit higher
+    /// (0.99 by the same rule).
     pub threshold_multilingual: f32,
     /// Refuse a match whose questions differ in a negation, a number or a named entity.
     pub guard: bool,
@@ -28,7 +30,7 @@ pub struct SemanticCacheSettings {
 
 impl Default for SemanticCacheSettings {
     fn default() -> Self {
-        SemanticCacheSettings { enabled: false, threshold: 0.92, threshold_multilingual: 0.97, guard: true, ttl_secs: 48 * 3600, max_temperature: None, cache_tool_requests: false }
+        SemanticCacheSettings { enabled: false, threshold: 0.95, threshold_multilingual: 0.99, guard: true, ttl_secs: 48 * 3600, max_temperature: None, cache_tool_requests: false }
     }
 }
 

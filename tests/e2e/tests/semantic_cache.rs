@@ -72,6 +72,38 @@ async fn paraphrases_hit_negations_other_tenants_and_expired_entries_do_not() {
     assert_eq!(short.purge_expired("a").await.unwrap(), 1);
 }
 
+/// GDPR: deleting a tenant purges its cached answers; shredding its key makes any left
+/// unreadable (a miss, never an error or another tenant's answer).
+#[tokio::test]
+async fn tenant_deletion_and_key_shredding_purge_the_cache() {
+    let pg = Postgres::start();
+    let db = Db::connect(&pg.app_database("meridian").await, 4).await.unwrap();
+    db.migrate().await.unwrap();
+    let admin = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:{}/meridian", pg.port)).await.unwrap();
+    let count = |t: &'static str| {
+        let admin = admin.clone();
+        async move { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM semantic_cache WHERE tenant_id = $1").bind(t).fetch_one(&admin).await.unwrap() }
+    };
+    let keyring = Keyring::from_hex(&"22".repeat(32)).unwrap();
+    let model = MiniLm::load(&models_dir().join("all-minilm-l6-v2")).unwrap();
+    let cache = SemanticCache { db: &db, threshold: 0.85, guard: true, ttl_s: 3600 };
+    let (sc, q) = scope("x", &ask("How do I reset my password?")).unwrap();
+    let v = model.embed(&[q.as_str()]).unwrap().remove(0);
+    for t in ["gone", "shredded", "kept"] {
+        db.create_tenant(t, "eu").await.unwrap();
+        let k = db.data_key(&keyring, t).await.unwrap();
+        cache.store(t, &k, &sc, &q, &v, &answer(t)).await.unwrap();
+    }
+    assert!(db.delete_tenant("gone").await.unwrap());
+    assert_eq!(count("gone").await, 0, "deleted with the tenant");
+    assert!(db.shred_tenant_key("shredded").await.unwrap());
+    let fresh = db.data_key(&keyring, "shredded").await.unwrap();
+    assert_eq!(cache.lookup("shredded", &fresh, &sc, &q, &v).await.unwrap(), Lookup::Miss { nearest: None, reason: None }, "unreadable: a miss");
+    let kept = db.data_key(&keyring, "kept").await.unwrap();
+    assert!(matches!(cache.lookup("kept", &kept, &sc, &q, &v).await.unwrap(), Lookup::Hit { .. }), "other tenants untouched");
+    assert_eq!(count("kept").await, 1);
+}
+
 mod over_http {
     //! The same cache on the regional request path, over real HTTP: a paraphrase is served
     //! from the cache (JSON and replayed SSE) without a provider call; a negated question,
