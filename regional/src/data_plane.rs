@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use meridian_regional::crypto::Keyring;
-use meridian_regional::db::Db;
+use meridian_regional::db::{ApiKeyRow, Db};
 use meridian_regional::embed::cache::{connect, CachedEmbedder};
 use meridian_regional::embed::models::Models;
 use meridian_regional::objects::ObjectStore;
@@ -38,7 +38,7 @@ impl DataPlane {
         db.migrate().await.map_err(|e| format!("migrations failed: {e}"))?;
         for t in cfg.tenants.iter().filter(|t| t.region.as_str() == region) {
             db.create_tenant(&t.id, region).await.map_err(|e| format!("registering tenant {}: {e}", t.id))?;
-            let keys: Vec<_> = t.api_keys.iter().map(|k| (k.name.clone(), hex::decode(&k.sha256).unwrap_or_default(), k.roles.clone())).collect();
+            let keys: Vec<ApiKeyRow> = t.api_keys.iter().map(|k| ApiKeyRow { name: k.name.clone(), sha256: hex::decode(&k.sha256).unwrap_or_default(), roles: k.roles.clone() }).collect();
             db.sync_api_keys(&t.id, &keys).await.map_err(|e| format!("mirroring tenant {}'s API keys: {e}", t.id))?;
         }
         let objects = ObjectStore::new(&dp.objects, |v| std::env::var(v).ok()).map_err(|e| e.to_string())?;

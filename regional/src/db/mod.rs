@@ -20,6 +20,13 @@ pub struct Db {
     pool: PgPool,
 }
 
+/// An API key as mirrored into `api_keys`: its name, the SHA-256 of the key, its roles.
+pub struct ApiKeyRow {
+    pub name: String,
+    pub sha256: Vec<u8>,
+    pub roles: Option<Vec<String>>,
+}
+
 impl Db {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, sqlx::Error> {
         let pool = PgPoolOptions::new().max_connections(max_connections).connect(url).await?;
@@ -89,11 +96,11 @@ impl Db {
     /// Mirrors a tenant's API keys from the config (the source of truth): digests, names
     /// and roles, so reports and the dashboard can join on them. Keys no longer in the
     /// config are removed.
-    pub async fn sync_api_keys(&self, tenant: &str, keys: &[(String, Vec<u8>, Option<Vec<String>>)]) -> Result<(), sqlx::Error> {
+    pub async fn sync_api_keys(&self, tenant: &str, keys: &[ApiKeyRow]) -> Result<(), sqlx::Error> {
         let mut tx = self.tenant_tx(tenant).await?;
-        let names: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        let names: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();
         sqlx::query("DELETE FROM api_keys WHERE NOT (name = ANY($1))").bind(&names).execute(&mut *tx).await?;
-        for (name, digest, roles) in keys {
+        for ApiKeyRow { name, sha256: digest, roles } in keys {
             sqlx::query("INSERT INTO api_keys (tenant_id, name, sha256, roles) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, name) DO UPDATE SET sha256 = excluded.sha256, roles = excluded.roles")
                 .bind(tenant)
                 .bind(name)

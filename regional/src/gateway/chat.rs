@@ -67,7 +67,7 @@ async fn serve_and_store(st: SharedState, principal: Principal, chat: ChatReques
     let region = st.tenant_in_region_only(&principal.tenant).then_some(principal.home_region);
     if chat.is_stream() {
         let name = chat.model.clone();
-        return stream::respond(st.clone(), chat, name, principal, region, trace, pending).await;
+        return stream::respond(st.clone(), stream::Job { req: chat, model_name: name, principal, region, pending }, trace).await;
     }
     let mut trace = trace;
     match complete::run(&st, &complete::Chat(&chat), model, region, &mut trace).await {

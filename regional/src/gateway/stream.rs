@@ -91,7 +91,18 @@ async fn attempt(st: &SharedState, relay: &mut StreamRelay, client: &mut Client,
     }
 }
 
-async fn drive(st: SharedState, req: ChatRequest, model_name: String, principal: Principal, region: Option<Region>, mut trace: Trace, mut client: Client, pending: Option<super::semantic::Pending>) {
+/// One streamed request: what to send, for whom, where it may go, and whether to cache
+/// the finished answer.
+pub struct Job {
+    pub req: ChatRequest,
+    pub model_name: String,
+    pub principal: Principal,
+    pub region: Option<Region>,
+    pub pending: Option<super::semantic::Pending>,
+}
+
+async fn drive(st: SharedState, job: Job, mut trace: Trace, mut client: Client) {
+    let Job { req, model_name, principal, region, pending } = job;
     let Some(model) = st.router.models.get(&model_name) else { return };
     let route = st.route(&model.route);
     let deadline = Instant::now() + Duration::from_millis(route.timeouts.total_ms);
@@ -175,11 +186,11 @@ async fn drive(st: SharedState, req: ChatRequest, model_name: String, principal:
 }
 
 /// Starts the driver and answers once the first output chunk (or a final error) is known.
-pub async fn respond(st: SharedState, req: ChatRequest, model_name: String, principal: Principal, region: Option<Region>, trace: Trace, pending: Option<super::semantic::Pending>) -> Response {
+pub async fn respond(st: SharedState, job: Job, trace: Trace) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_FRAMES);
     let (commit_tx, commit_rx) = oneshot::channel();
     let client = Client { tx, commit: Some(commit_tx), frames: Vec::new() };
-    tokio::spawn(drive(st, req, model_name, principal, region, trace, client, pending).instrument(tracing::Span::current()));
+    tokio::spawn(drive(st, job, trace, client).instrument(tracing::Span::current()));
     match commit_rx.await {
         Ok(Ok(headers)) => {
             let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx)) });
