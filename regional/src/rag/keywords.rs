@@ -47,17 +47,34 @@ pub async fn search(conn: &mut PgConnection, kb: Uuid, language: &str, query: &s
     sqlx::query_scalar(SEARCH_SQL).bind(kb).bind(language).bind(query).bind(KEYWORD_BUDGET).bind(K1).bind(B).bind(n as i64).fetch_all(conn).await
 }
 
+/// Whose chunks to index.
+enum Of {
+    Document(Uuid),
+    KnowledgeBase(Uuid),
+}
+
+/// One posting per chunk and lexeme, with the lexeme's frequency in the chunk and the
+/// chunk's length in lexemes.
+async fn insert_postings(conn: &mut PgConnection, tenant: &str, of: Of) -> Result<(), sqlx::Error> {
+    let (column, id) = match of {
+        Of::Document(id) => ("document_id", id),
+        Of::KnowledgeBase(id) => ("kb_id", id),
+    };
+    sqlx::query(&format!(
+        "INSERT INTO chunk_lexemes (tenant_id, kb_id, lexeme, chunk_id, tf, len)
+         SELECT $1, c.kb_id, t.lexeme, c.id, coalesce(cardinality(t.positions), 1), length(c.tsv) FROM chunks c, unnest(c.tsv) t WHERE c.{column} = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Indexes one document's chunks (inside its ingest transaction): postings, the
 /// knowledge base's lexeme counts, and its chunk count and total length.
 pub async fn index_document(conn: &mut PgConnection, tenant: &str, document: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO chunk_lexemes (tenant_id, kb_id, lexeme, chunk_id, tf, len)
-         SELECT $1, c.kb_id, t.lexeme, c.id, coalesce(cardinality(t.positions), 1), length(c.tsv) FROM chunks c, unnest(c.tsv) t WHERE c.document_id = $2",
-    )
-    .bind(tenant)
-    .bind(document)
-    .execute(&mut *conn)
-    .await?;
+    insert_postings(conn, tenant, Of::Document(document)).await?;
     sqlx::query(
         "INSERT INTO kb_lexemes (tenant_id, kb_id, lexeme, chunks)
          SELECT $1, p.kb_id, p.lexeme, count(*) FROM chunk_lexemes p JOIN chunks c ON c.id = p.chunk_id WHERE c.document_id = $2 GROUP BY p.kb_id, p.lexeme
@@ -102,14 +119,7 @@ async fn add_to_totals(conn: &mut PgConnection, document: Uuid, sign: i64) -> Re
 pub async fn reindex(conn: &mut PgConnection, tenant: &str, kb: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM chunk_lexemes WHERE kb_id = $1").bind(kb).execute(&mut *conn).await?;
     sqlx::query("DELETE FROM kb_lexemes WHERE kb_id = $1").bind(kb).execute(&mut *conn).await?;
-    sqlx::query(
-        "INSERT INTO chunk_lexemes (tenant_id, kb_id, lexeme, chunk_id, tf, len)
-         SELECT $1, c.kb_id, t.lexeme, c.id, coalesce(cardinality(t.positions), 1), length(c.tsv) FROM chunks c, unnest(c.tsv) t WHERE c.kb_id = $2",
-    )
-    .bind(tenant)
-    .bind(kb)
-    .execute(&mut *conn)
-    .await?;
+    insert_postings(conn, tenant, Of::KnowledgeBase(kb)).await?;
     sqlx::query("INSERT INTO kb_lexemes (tenant_id, kb_id, lexeme, chunks) SELECT $1, $2, lexeme, count(*) FROM chunk_lexemes WHERE kb_id = $2 GROUP BY lexeme")
         .bind(tenant)
         .bind(kb)

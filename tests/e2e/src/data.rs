@@ -47,3 +47,14 @@ impl DataServices {
         ]
     }
 }
+
+/// Database `name` in `pg`, migrated, with `tenant` registered (region eu) and its data
+/// key under a fixed test master key: what the benches and store-level tests start from.
+pub async fn tenant_database(pg: &Postgres, name: &str, tenant: &str) -> (meridian_regional::db::Db, meridian_regional::crypto::Keyring, meridian_regional::crypto::DataKey) {
+    let db = meridian_regional::db::Db::connect(&pg.app_database(name).await, 4).await.unwrap();
+    db.migrate().await.unwrap();
+    db.create_tenant(tenant, "eu").await.unwrap();
+    let keyring = meridian_regional::crypto::Keyring::from_hex(&"ab".repeat(32)).unwrap();
+    let key = db.data_key(&keyring, tenant).await.unwrap();
+    (db, keyring, key)
+}

@@ -16,7 +16,7 @@ mod services;
 mod sse;
 mod stack;
 
-pub use data::DataServices;
+pub use data::{tenant_database, DataServices};
 pub use documents::{pdf, serve_pages};
 pub use edge::{start_workerd, EdgeSetup, EdgeStack};
 pub use idp::Idp;

@@ -9,9 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meridian_e2e::{models_dir, Postgres, Redis, S3};
-use meridian_regional::crypto::Keyring;
-use meridian_regional::db::Db;
+use meridian_e2e::{models_dir, tenant_database, Postgres, Redis, S3};
 use meridian_regional::embed::cache::{connect, CachedEmbedder};
 use meridian_regional::embed::e5::E5;
 use meridian_regional::embed::minilm::{MiniLm, MAX_TOKENS};
@@ -173,12 +171,7 @@ async fn main() {
 
     // Load into a throwaway cluster, then build the HNSW index once (timed).
     let pg = Postgres::start();
-    let url = pg.app_database("bench").await;
-    let db = Db::connect(&url, 4).await.unwrap();
-    db.migrate().await.unwrap();
-    db.create_tenant("bench", "eu").await.unwrap();
-    let keyring = Keyring::from_hex(&"ab".repeat(32)).unwrap();
-    let key = db.data_key(&keyring, "bench").await.unwrap();
+    let (db, keyring, key) = tenant_database(&pg, "bench", "bench").await;
     let kb = Uuid::new_v4();
     let admin = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:{}/bench", pg.port)).await.unwrap();
     sqlx::raw_sql("DROP INDEX chunks_embedding_hnsw").execute(&admin).await.unwrap();
@@ -241,7 +234,7 @@ async fn main() {
     let vacuum_s = t.elapsed().as_secs_f64();
     if std::env::var_os("MERIDIAN_BENCH_HOLD").is_some() {
         // For profiling by hand (EXPLAIN): keep the loaded cluster up until killed.
-        eprintln!("holding the loaded database: {url} (admin: postgres://postgres@127.0.0.1:{}/bench, kb {kb})", pg.port);
+        eprintln!("holding the loaded database: postgres://postgres@127.0.0.1:{}/bench (app role: bench), kb {kb}", pg.port);
         loop {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }

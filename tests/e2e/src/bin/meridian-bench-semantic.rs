@@ -12,9 +12,7 @@
 
 use std::time::Instant;
 
-use meridian_e2e::{models_dir, Postgres};
-use meridian_regional::crypto::Keyring;
-use meridian_regional::db::Db;
+use meridian_e2e::{models_dir, tenant_database, Postgres};
 use meridian_regional::embed::e5::E5;
 use meridian_regional::embed::minilm::MiniLm;
 use meridian_regional::embed::{cosine, Embed, Role};
@@ -101,12 +99,7 @@ async fn main() {
     // The regional store: one tenant, one scope (the worst case: every entry is a
     // candidate), entries with real MiniLM vectors when a vectors file is given.
     let pg = Postgres::start();
-    let url = pg.app_database("bench").await;
-    let db = Db::connect(&url, 4).await.unwrap();
-    db.migrate().await.unwrap();
-    db.create_tenant("bench", "eu").await.unwrap();
-    let keyring = Keyring::from_hex(&"cd".repeat(32)).unwrap();
-    let key = db.data_key(&keyring, "bench").await.unwrap();
+    let (db, _, key) = tenant_database(&pg, "bench", "bench").await;
     let stored: Vec<Vec<f32>> = match args.get(2) {
         Some(path) => std::fs::read(path).unwrap().chunks_exact(384 * 4).take(100_000).map(|c| c.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()).collect(),
         None => (0..100_000).map(|i| v_minilm[i % v_minilm.len()].iter().enumerate().map(|(d, x)| x + ((i * 31 + d * 17) % 97) as f32 * 1e-3).collect()).collect(),
