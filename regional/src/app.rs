@@ -59,7 +59,8 @@ pub fn router(st: SharedState, metrics: PrometheusHandle) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(move || std::future::ready(metrics.render())))
-        .route("/internal/usage", post(admin::usage::ingest));
+        .route("/internal/usage", post(admin::usage::ingest))
+        .route("/internal/embed", post(crate::internal::embed::handle));
     api.merge(ops).fallback(health::not_found).with_state(st).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

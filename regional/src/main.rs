@@ -8,6 +8,7 @@ mod chatbots;
 mod data_plane;
 mod gateway;
 mod health;
+mod internal;
 mod knowledge;
 mod observability;
 mod state;

@@ -27,9 +27,8 @@ pub async fn report(State(st): State<SharedState>, Extension(p): Extension<Princ
 }
 
 pub async fn ingest(State(st): State<SharedState>, headers: HeaderMap, req: Request) -> Response {
-    let ok = headers.get("x-meridian-internal").and_then(|v| v.to_str().ok()).is_some_and(|s| st.is_internal(s));
-    if !ok {
-        return ApiError::from(GatewayError::Unauthenticated("invalid internal credentials".into())).into_response();
+    if let Err(e) = crate::internal::check(&st, &headers) {
+        return ApiError::from(e).into_response();
     }
     let result = async {
         let bytes = request::read_body(req.into_body(), MAX_EVENT_BYTES).await?;

@@ -39,6 +39,8 @@ pub struct Stack {
     /// A second English-speaking EU tenant (`tenant-eu2`): same region and models as
     /// `key`'s tenant, for isolation tests where only the tenant differs.
     pub key2: String,
+    /// The edge's shared secret for `/internal/*` (as `x-meridian-internal`).
+    pub internal_secret: String,
     pub http: reqwest::Client,
     pub config_path: PathBuf,
 }
@@ -57,11 +59,12 @@ impl Stack {
         let (us_key, us_digest) = new_key();
         let (restricted_key, restricted_digest) = new_key();
         let (key2, digest2) = new_key();
+        let internal_secret = format!("{:032x}", rand::random::<u128>());
         let m = &mock.url;
         let body = setup.body.replace("{mock}", m);
         let has = |section: &str| body.lines().any(|l| l.starts_with(section));
         let mut cfg = format!(
-            r#"server: {{ listen: "127.0.0.1:0", region: {region}, drain_timeout_ms: 5000 }}
+            r#"server: {{ listen: "127.0.0.1:0", region: {region}, drain_timeout_ms: 5000, internal_secret_env: MERIDIAN_INTERNAL_SECRET }}
 providers:
   - {{ name: openai, kind: openai, base_url: "{m}/v1", api_key_env: MERIDIAN_TEST_PROVIDER_KEY, region: eu }}
   - {{ name: anthropic, kind: anthropic, base_url: "{m}", api_key_env: MERIDIAN_TEST_PROVIDER_KEY, region: us }}
@@ -87,11 +90,17 @@ tenants:
         let config_path = dir.join(format!("config-{}.yaml", rand::random::<u32>()));
         std::fs::write(&config_path, &cfg).unwrap();
         let mut c = Command::new(bin("meridian-regional"));
-        c.arg("serve").arg("--config").arg(&config_path).env("MERIDIAN_TEST_PROVIDER_KEY", "mock-key").env("MERIDIAN_TEST_BAD_KEY", "invalid").env("MERIDIAN_LOG", "info");
+        c.arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .env("MERIDIAN_TEST_PROVIDER_KEY", "mock-key")
+            .env("MERIDIAN_INTERNAL_SECRET", &internal_secret)
+            .env("MERIDIAN_TEST_BAD_KEY", "invalid")
+            .env("MERIDIAN_LOG", "info");
         c.envs(setup.env.iter().map(|(k, v)| (k, v)));
         let gw = Proc::spawn(c, "regional");
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
-        Stack { mock, gw, key, us_key, restricted_key, key2, http, config_path }
+        Stack { mock, gw, key, us_key, restricted_key, key2, internal_secret, http, config_path }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -213,3 +213,53 @@ semantic_cache: { enabled: true }
         assert_eq!(calls().await, 5);
     }
 }
+
+mod for_the_edge {
+    //! `POST /internal/embed`: what the edge's semantic cache will call to have a question
+    //! embedded in the tenant's home region, by the tenant's model.
+    use meridian_e2e::*;
+    use serde_json::{json, Value};
+
+    #[tokio::test]
+    async fn the_home_region_embeds_for_the_edge_and_only_for_its_own_tenants() {
+        let data = DataServices::start("eu").await;
+        let mut setup = Setup::models(&format!("deployments: [{{ name: oa, provider: openai, model: gpt-4o }}]\nmodels: [{{ name: allowed, deployments: [oa] }}]\n{}", data.yaml("")));
+        setup.env = data.env();
+        let s = Stack::start(setup).await;
+        let call = |secret: Option<&str>, body: Value| {
+            let mut r = s.http.post(s.url("/internal/embed")).json(&body);
+            if let Some(secret) = secret {
+                r = r.header("x-meridian-internal", secret);
+            }
+            async move {
+                let resp = r.send().await.unwrap();
+                let status = resp.status().as_u16();
+                (status, resp.json::<Value>().await.unwrap())
+            }
+        };
+        let secret = s.internal_secret.as_str();
+        let (st, v) = call(Some(secret), json!({"tenant": "tenant-eu", "texts": ["How do I reset my password?", "How can I reset my password?"]})).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["model"], "all-minilm-l6-v2");
+        assert_eq!(v["dims"], 384);
+        let vecs: Vec<Vec<f64>> = serde_json::from_value(v["vectors"].clone()).unwrap();
+        let dot: f64 = vecs[0].iter().zip(&vecs[1]).map(|(a, b)| a * b).sum();
+        assert!(dot > 0.9, "paraphrases are close: {dot}");
+        // The multilingual tenant gets its own model.
+        let (st, v) = call(Some(secret), json!({"tenant": "tenant-restricted", "texts": ["Wie setze ich mein Passwort zurück?"]})).await;
+        assert_eq!((st, v["model"].as_str()), (200, Some("multilingual-e5-small")), "{v}");
+        // Refused: no or a wrong secret (even with a valid API key), a tenant homed in
+        // another region, an unknown tenant, empty or too many texts.
+        assert_eq!(call(None, json!({"tenant": "tenant-eu", "texts": ["x"]})).await.0, 401);
+        assert_eq!(call(Some("wrong"), json!({"tenant": "tenant-eu", "texts": ["x"]})).await.0, 401);
+        let r = s.http.post(s.url("/internal/embed")).bearer_auth(&s.key).json(&json!({"tenant": "tenant-eu", "texts": ["x"]})).send().await.unwrap();
+        assert_eq!(r.status(), 401, "an API key is not the internal secret");
+        let (st, v) = call(Some(secret), json!({"tenant": "tenant-us", "texts": ["x"]})).await;
+        assert_eq!(st, 403, "{v}");
+        assert_eq!(call(Some(secret), json!({"tenant": "nobody", "texts": ["x"]})).await.0, 400);
+        assert_eq!(call(Some(secret), json!({"tenant": "tenant-eu", "texts": []})).await.0, 400);
+        assert_eq!(call(Some(secret), json!({"tenant": "tenant-eu", "texts": vec!["x"; 17]})).await.0, 400);
+        let (st, v) = call(Some(secret), json!({"tenant": "tenant-eu", "texts": ["   "]})).await;
+        assert_eq!((st, v["error"]["param"].as_str()), (400, Some("texts")), "{v}");
+    }
+}
