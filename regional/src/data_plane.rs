@@ -56,6 +56,10 @@ impl DataPlane {
             None => None,
         };
         let embedder = CachedEmbedder::new(models, redis, region, Duration::from_secs(dp.embeddings.cache_ttl_s));
+        if cfg.semantic_cache.enabled {
+            let tenants = cfg.tenants.iter().filter(|t| t.region.as_str() == region).map(|t| t.id.clone()).collect();
+            crate::gateway::semantic::start_purge(db.clone(), tenants, cfg.semantic_cache);
+        }
         Ok(DataPlane { db, objects, embedder, keyring, settings: dp.clone() })
     }
 

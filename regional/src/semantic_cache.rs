@@ -70,7 +70,7 @@ impl SemanticCache<'_> {
         let Ok(answer) = serde_json::from_slice::<CachedAnswer>(&answer) else {
             return Ok(Lookup::Miss { nearest: Some(similarity), reason: None });
         };
-        sqlx::query("UPDATE semantic_cache SET hits = hits + 1 WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE semantic_cache SET hits = hits + 1, last_used = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Lookup::Hit { answer: Box::new(answer), similarity, age_s: age.max(0.0) as u64 })
     }
@@ -90,10 +90,23 @@ impl SemanticCache<'_> {
         Ok(())
     }
 
-    /// Deletes expired entries of every tenant it is run for; returns how many.
+    /// Deletes the tenant's expired entries; returns how many.
     pub async fn purge_expired(&self, tenant: &str) -> Result<u64, DbError> {
+        self.purge(tenant, u64::MAX).await
+    }
+
+    /// Deletes the tenant's expired entries, then its least recently used ones beyond
+    /// `max_entries`; returns how many went.
+    pub async fn purge(&self, tenant: &str, max_entries: u64) -> Result<u64, DbError> {
         let mut tx = self.db.tenant_tx(tenant).await?;
-        let n = sqlx::query("DELETE FROM semantic_cache WHERE expires_at <= now()").execute(&mut *tx).await?.rows_affected();
+        let mut n = sqlx::query("DELETE FROM semantic_cache WHERE expires_at <= now()").execute(&mut *tx).await?.rows_affected();
+        if max_entries < i64::MAX as u64 {
+            n += sqlx::query("DELETE FROM semantic_cache WHERE id IN (SELECT id FROM semantic_cache ORDER BY last_used DESC, id DESC OFFSET $1)")
+                .bind(max_entries as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
         tx.commit().await?;
         Ok(n)
     }

@@ -26,11 +26,16 @@ pub struct SemanticCacheSettings {
     pub max_temperature: Option<f32>,
     /// Cache answers to requests that offer tools (a tool call may have side effects).
     pub cache_tool_requests: bool,
+    /// Entries kept per tenant; past it the least recently used go (regions: by the
+    /// periodic purge, which also removes expired entries).
+    pub max_entries_per_tenant: u64,
+    /// How often the regions purge expired and surplus entries.
+    pub purge_interval_secs: u64,
 }
 
 impl Default for SemanticCacheSettings {
     fn default() -> Self {
-        SemanticCacheSettings { enabled: false, threshold: 0.95, threshold_multilingual: 0.99, guard: true, ttl_secs: 48 * 3600, max_temperature: None, cache_tool_requests: false }
+        SemanticCacheSettings { enabled: false, threshold: 0.95, threshold_multilingual: 0.99, guard: true, ttl_secs: 48 * 3600, max_temperature: None, cache_tool_requests: false, max_entries_per_tenant: 100_000, purge_interval_secs: 600 }
     }
 }
 

@@ -94,6 +94,9 @@ impl Config {
         if sc.ttl_secs == 0 {
             return Err(err("semantic_cache.ttl_secs", "must be at least 1"));
         }
+        if sc.max_entries_per_tenant == 0 || sc.purge_interval_secs == 0 {
+            return Err(err("semantic_cache", "max_entries_per_tenant and purge_interval_secs must be at least 1"));
+        }
         for (i, t) in self.tenants.iter().enumerate() {
             if t.semantic_cache_threshold.is_some_and(|x| !(0.0 < x && x <= 1.0)) {
                 return Err(err(format!("tenants[{i}].semantic_cache_threshold"), "must be in (0, 1]"));

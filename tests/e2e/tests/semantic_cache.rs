@@ -70,6 +70,19 @@ async fn paraphrases_hit_negations_other_tenants_and_expired_entries_do_not() {
     short.store("a", &ka, &s2, &q2, &embed(&q2), &answer("9 to 5.")).await.unwrap();
     assert!(matches!(short.lookup("a", &ka, &s2, &q2, &embed(&q2)).await.unwrap(), Lookup::Miss { .. }));
     assert_eq!(short.purge_expired("a").await.unwrap(), 1);
+
+    // Bounded per tenant: past the cap the least recently used entries go, and only the
+    // tenant's own.
+    for i in 0..5 {
+        let (s, q) = scope("a", &ask(&format!("Question number {i}?"))).unwrap();
+        cache.store("a", &ka, &s, &q, &embed(&q), &answer("x")).await.unwrap();
+    }
+    cache.store("b", &kb, &scope_b, &qb, &embed(&qb), &answer("b's")).await.unwrap();
+    // Serving the first (paraphrase) entry makes it the most recently used.
+    assert!(matches!(cache.lookup("a", &ka, &scope_a, &p, &embed(&p)).await.unwrap(), Lookup::Hit { .. }));
+    assert_eq!(cache.purge("a", 2).await.unwrap(), 4, "6 entries, cap 2");
+    assert!(matches!(cache.lookup("a", &ka, &scope_a, &p, &embed(&p)).await.unwrap(), Lookup::Hit { .. }), "the recently served one stays");
+    assert!(matches!(cache.lookup("b", &kb, &scope_b, &qb, &embed(&qb)).await.unwrap(), Lookup::Hit { .. }), "other tenants untouched");
 }
 
 /// GDPR: deleting a tenant purges its cached answers; shredding its key makes any left
