@@ -7,19 +7,10 @@ use worker::{Env, Method, Request, RequestInit};
 
 pub const BINDING: &str = "RESPONSE_CACHE";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Use,
-    Bypass,
-    Refresh,
-}
+pub use meridian_shared::cache::Mode;
 
 pub fn mode(req: &Request) -> Mode {
-    match req.headers().get("x-meridian-cache").ok().flatten().as_deref() {
-        Some("bypass") | Some("no-cache") => Mode::Bypass,
-        Some("refresh") => Mode::Refresh,
-        _ => Mode::Use,
-    }
+    Mode::from_header(req.headers().get(meridian_shared::cache::mode::HEADER).ok().flatten().as_deref())
 }
 
 async fn call(env: &Env, tenant: &str, path: &str, body: String) -> worker::Result<worker::Response> {

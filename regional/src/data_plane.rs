@@ -1,6 +1,6 @@
 //! The regional data plane's live handles: PostgreSQL, object storage, the embedding
-//! models its tenants use behind their Redis cache, and the master key. Opened once at start-up from
-//! `data_plane:`; absent when the config has no such section (a gateway-only region).
+//! models its tenants use behind their Redis cache, and the master key. Opened once at
+//! start-up from `data_plane:`; absent when the config has no such section (a gateway-only region).
 //! Opening registers the region's tenants and mirrors their API keys into PostgreSQL.
 
 use std::path::Path;
@@ -13,7 +13,7 @@ use meridian_regional::embed::models::Models;
 use meridian_regional::objects::ObjectStore;
 use meridian_regional::rag::answer::Retriever;
 use meridian_regional::rag::ingest::Ingestor;
-use meridian_shared::config::{Config, DataPlaneConfig, EmbeddingModel};
+use meridian_shared::config::{Config, DataPlaneConfig, EmbeddingModel, TenantConfig};
 
 pub struct DataPlane {
     pub db: Db,
@@ -36,7 +36,8 @@ impl DataPlane {
         let url = env(&dp.database_url_env).map_err(|e| format!("data_plane.database_url_env: {e}"))?;
         let db = Db::connect(&url, dp.database_max_connections).await.map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
         db.migrate().await.map_err(|e| format!("migrations failed: {e}"))?;
-        for t in cfg.tenants.iter().filter(|t| t.region.as_str() == region) {
+        let homed: Vec<&TenantConfig> = cfg.tenants.iter().filter(|t| t.region.as_str() == region).collect();
+        for t in &homed {
             db.create_tenant(&t.id, region).await.map_err(|e| format!("registering tenant {}: {e}", t.id))?;
             let keys: Vec<ApiKeyRow> = t.api_keys.iter().map(|k| ApiKeyRow { name: k.name.clone(), sha256: hex::decode(&k.sha256).unwrap_or_default(), roles: k.roles.clone() }).collect();
             db.sync_api_keys(&t.id, &keys).await.map_err(|e| format!("mirroring tenant {}'s API keys: {e}", t.id))?;
@@ -44,7 +45,7 @@ impl DataPlane {
         let objects = ObjectStore::new(&dp.objects, |v| std::env::var(v).ok()).map_err(|e| e.to_string())?;
         objects.ensure_bucket().await.map_err(|e| format!("bucket {}: {e}", dp.objects.bucket))?;
         // Only the models this region's tenants use (an English-only region never loads E5).
-        let mut wanted: Vec<EmbeddingModel> = cfg.tenants.iter().filter(|t| t.region.as_str() == region).map(|t| t.embedding_model()).collect();
+        let mut wanted: Vec<EmbeddingModel> = homed.iter().map(|t| t.embedding_model()).collect();
         if wanted.is_empty() {
             wanted.push(EmbeddingModel::AllMiniLmL6V2);
         }
@@ -57,7 +58,7 @@ impl DataPlane {
         };
         let embedder = CachedEmbedder::new(models, redis, region, Duration::from_secs(dp.embeddings.cache_ttl_s));
         if cfg.semantic_cache.enabled {
-            let tenants = cfg.tenants.iter().filter(|t| t.region.as_str() == region).map(|t| t.id.clone()).collect();
+            let tenants = homed.iter().map(|t| t.id.clone()).collect();
             crate::gateway::semantic::start_purge(db.clone(), tenants, cfg.semantic_cache);
         }
         Ok(DataPlane { db, objects, embedder, keyring, settings: dp.clone() })

@@ -7,11 +7,10 @@
 
 use meridian_shared::cache::semantic::{decide, Miss};
 use meridian_shared::cache::CachedAnswer;
+use pgvector::Vector;
 
 use crate::crypto::DataKey;
 use crate::db::{Db, DbError};
-use pgvector::Vector;
-
 use crate::rag::retrieve::vector_literal;
 
 /// The outcome of a lookup.

@@ -33,7 +33,7 @@ pub async fn ingest(State(st): State<SharedState>, headers: HeaderMap, req: Requ
     let result = async {
         let bytes = request::read_body(req.into_body(), MAX_EVENT_BYTES).await?;
         let e: UsageEvent = request::parse_json(&bytes)?;
-        let tenant = st.config.tenants.iter().find(|t| t.id == e.tenant).ok_or_else(|| GatewayError::invalid(format!("unknown tenant {:?}", e.tenant)))?;
+        let tenant = st.config.tenant(&e.tenant).ok_or_else(|| GatewayError::invalid(format!("unknown tenant {:?}", e.tenant)))?;
         if tenant.region != st.config.server.region {
             return Err(GatewayError::Forbidden(format!("tenant {} is homed in region {}; its usage is not stored here", e.tenant, tenant.region.as_str())));
         }

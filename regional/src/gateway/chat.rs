@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use meridian_shared::api::{ChatRequest, GatewayError};
 use meridian_shared::auth::{roles_allow, Principal, RouteClass};
 use meridian_shared::cache::CachedAnswer;
+use meridian_shared::routing::ModelRoute;
 
+use super::attempt::unix_ms;
 use super::error::ApiError;
 use super::headers::Trace;
 use super::semantic::{self, Pending};
@@ -42,27 +44,28 @@ pub async fn handle(State(st): State<SharedState>, req: Request) -> Response {
         return ApiError::from(e).into_response();
     }
     // RBAC before the cache: a key may not read answers of a model it may not call.
-    if let Err(e) = authorise(&st, &principal, RouteClass::Chat, &chat.model) {
-        return e.into_response();
-    }
+    let model = match authorise(&st, &principal, RouteClass::Chat, &chat.model) {
+        Ok(m) => m,
+        Err(e) => return e.into_response(),
+    };
     match semantic::lookup(&st, &principal, &chat, &headers, &trace).await {
         semantic::Outcome::Hit(resp) => resp,
-        semantic::Outcome::Miss(pending) => serve_and_store(st, principal, chat, trace, pending).await,
+        semantic::Outcome::Miss(pending) => route(&st, model, principal, chat, trace, pending).await,
     }
 }
 
 /// Steps 4 and 8 onwards for a parsed, validated request: RBAC, route, then the
 /// non-streaming or streaming driver. Chatbots enter here with their grounded request.
 pub async fn serve(st: SharedState, principal: Principal, chat: ChatRequest, trace: Trace) -> Response {
-    serve_and_store(st, principal, chat, trace, None).await
+    match authorise(&st, &principal, RouteClass::Chat, &chat.model) {
+        Ok(model) => route(&st, model, principal, chat, trace, None).await,
+        Err(e) => e.into_response(),
+    }
 }
 
-/// The same, storing the finished answer in the semantic cache when `pending` says so.
-async fn serve_and_store(st: SharedState, principal: Principal, chat: ChatRequest, trace: Trace, pending: Option<Pending>) -> Response {
-    let model = match authorise(&st, &principal, RouteClass::Chat, &chat.model) {
-        Ok(m) => m,
-        Err(e) => return e.into_response(),
-    };
+/// Step 8 onwards for an authorised request, storing the finished answer in the
+/// semantic cache when `pending` says so.
+async fn route(st: &SharedState, model: &ModelRoute, principal: Principal, chat: ChatRequest, trace: Trace, pending: Option<Pending>) -> Response {
     tracing::Span::current().record("model", chat.model.as_str());
     let region = st.tenant_in_region_only(&principal.tenant).then_some(principal.home_region);
     if chat.is_stream() {
@@ -70,17 +73,17 @@ async fn serve_and_store(st: SharedState, principal: Principal, chat: ChatReques
         return stream::respond(st.clone(), stream::Job { req: chat, model_name: name, principal, region, pending }, trace).await;
     }
     let mut trace = trace;
-    match complete::run(&st, &complete::Chat(&chat), model, region, &mut trace).await {
+    match complete::run(st, &complete::Chat(&chat), model, region, &mut trace).await {
         Ok((resp, d)) => {
             let dep = &st.router.deployments[d];
             let u = resp.usage.unwrap_or_default();
-            let mut event = usage::event(&st, &principal, dep, &resp.model, u, trace.started.elapsed(), false);
+            let mut event = usage::event(st, &principal, dep, &resp.model, u, trace.started.elapsed(), false);
             event.feature.clone_from(&trace.feature);
             let cost = event.cost_usd;
             usage::emit(event);
             // Only finished answers are cached (a truncated one must never be replayed).
             if let Some(p) = pending.filter(|_| resp.choices.first().is_some_and(|c| c.finish_reason.is_some())) {
-                semantic::store(&st, p, CachedAnswer { response: resp.clone(), stored_at: unix_s() });
+                semantic::store(st, p, CachedAnswer { response: resp.clone(), stored_at: unix_ms() / 1000 });
             }
             let mut out = axum::Json(resp).into_response();
             let h = out.headers_mut();
@@ -97,8 +100,4 @@ async fn serve_and_store(st: SharedState, principal: Principal, chat: ChatReques
         }
         Err(e) => e.into_response(),
     }
-}
-
-fn unix_s() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

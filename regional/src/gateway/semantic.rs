@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use meridian_shared::api::ChatRequest;
 use meridian_shared::auth::Principal;
 use meridian_shared::cache::semantic::{effective_threshold, scope, Miss};
-use meridian_shared::cache::{is_cacheable, CachedAnswer};
-use meridian_shared::config::EmbeddingModel;
+use meridian_shared::cache::{self, is_cacheable, CachedAnswer, Mode};
+use meridian_shared::config::{EmbeddingModel, TenantConfig};
 use meridian_shared::usage::UsageEvent;
 
 use meridian_regional::embed::Role;
@@ -43,21 +43,6 @@ pub enum Outcome {
     Miss(Option<Pending>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Use,
-    Bypass,
-    Refresh,
-}
-
-fn mode(headers: &HeaderMap) -> Mode {
-    match headers.get("x-meridian-cache").and_then(|v| v.to_str().ok()) {
-        Some("bypass") | Some("no-cache") => Mode::Bypass,
-        Some("refresh") => Mode::Refresh,
-        _ => Mode::Use,
-    }
-}
-
 fn reason_label(r: Option<Miss>) -> &'static str {
     match r {
         None => "empty",
@@ -71,7 +56,7 @@ fn reason_label(r: Option<Miss>) -> &'static str {
 /// Looks the request up; every failure of the cache itself is a miss, never an error.
 pub async fn lookup(st: &SharedState, p: &Principal, chat: &ChatRequest, headers: &HeaderMap, trace: &Trace) -> Outcome {
     let cfg = st.config.semantic_cache;
-    let mode = mode(headers);
+    let mode = Mode::from_header(headers.get(cache::mode::HEADER).and_then(|v| v.to_str().ok()));
     let Some(dp) = st.data.as_deref() else { return Outcome::Miss(None) };
     if !cfg.enabled || mode == Mode::Bypass || !is_cacheable(chat, cfg.cache_tool_requests) {
         return Outcome::Miss(None);
@@ -81,8 +66,8 @@ pub async fn lookup(st: &SharedState, p: &Principal, chat: &ChatRequest, headers
             return Outcome::Miss(None);
         }
     }
-    let tenant_cfg = st.config.tenants.iter().find(|t| t.id == p.tenant);
-    let model = tenant_cfg.map(|t| t.embedding_model()).unwrap_or(EmbeddingModel::AllMiniLmL6V2);
+    let tenant_cfg = st.config.tenant(&p.tenant);
+    let model = tenant_cfg.map_or(EmbeddingModel::AllMiniLmL6V2, TenantConfig::embedding_model);
     let Some((scope_key, question)) = scope(&p.tenant, chat) else { return Outcome::Miss(None) };
     // Vectors of different models are not comparable: the model is part of the scope.
     let scope_key = format!("{scope_key}:{}", model.name());

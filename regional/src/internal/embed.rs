@@ -40,7 +40,7 @@ async fn run(st: SharedState, headers: HeaderMap, body: Body) -> Result<Response
     super::check(&st, &headers)?;
     let bytes = request::read_body(body, MAX_TEXTS * MAX_TEXT_BYTES + 1024).await?;
     let req: EmbedRequest = request::parse_json(&bytes)?;
-    let tenant = st.config.tenants.iter().find(|t| t.id == req.tenant).ok_or_else(|| GatewayError::invalid_param(format!("unknown tenant {:?}", req.tenant), "tenant"))?;
+    let tenant = st.config.tenant(&req.tenant).ok_or_else(|| GatewayError::invalid_param(format!("unknown tenant {:?}", req.tenant), "tenant"))?;
     if tenant.region != st.config.server.region {
         return Err(GatewayError::Forbidden(format!("tenant {} is homed in region {}; its text is not processed here", tenant.id, tenant.region.as_str())));
     }

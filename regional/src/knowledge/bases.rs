@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use meridian_regional::rag::ingest::known_language;
 use meridian_shared::api::GatewayError;
-use meridian_shared::config::EmbeddingModel;
+use meridian_shared::config::{EmbeddingModel, TenantConfig};
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::types::Uuid;
@@ -45,7 +45,7 @@ async fn run_create(st: SharedState, who: Option<Caller>, body: Body) -> Result<
     if nb.name.trim().is_empty() || nb.name.len() > 200 {
         return Err(GatewayError::invalid_param("name must be 1 to 200 characters", "name").into());
     }
-    let tenant_model = st.config.tenants.iter().find(|t| t.id == p.tenant).map(|t| t.embedding_model()).unwrap_or(EmbeddingModel::AllMiniLmL6V2);
+    let tenant_model = st.config.tenant(&p.tenant).map_or(EmbeddingModel::AllMiniLmL6V2, TenantConfig::embedding_model);
     let model = nb.embedding_model.unwrap_or(tenant_model);
     if dp.embedder.models().get(model).is_err() {
         return Err(GatewayError::invalid_param(format!("the embedding model {} is not loaded in this region", model.name()), "embedding_model").into());

@@ -5,8 +5,10 @@
 
 mod entry;
 mod key;
+pub mod mode;
 pub mod semantic;
 pub mod semantic_index;
 
 pub use entry::CachedAnswer;
 pub use key::{cache_key, is_cacheable};
+pub use mode::Mode;

