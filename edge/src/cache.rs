@@ -35,3 +35,12 @@ pub async fn put(env: Env, tenant: String, key: String, answer: CachedAnswer, tt
         worker::console_error!("cache store failed: {e}");
     }
 }
+
+/// Deletes all of the tenant's entries (tenant deletion).
+pub async fn purge(env: &Env, tenant: &str) -> Result<(), String> {
+    match call(env, tenant, "/purge", String::new()).await {
+        Ok(r) if r.status_code() == 200 => Ok(()),
+        Ok(r) => Err(format!("response cache purge: {}", r.status_code())),
+        Err(e) => Err(e.to_string()),
+    }
+}

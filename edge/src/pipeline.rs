@@ -9,25 +9,31 @@
 //!  2 body limit, parse, validate        api::parse_json / validate_chat
 //!  5 rate limit + budget: reserve       limits::reserve (RateLimiter Durable Object)
 //!  6 exact cache                        cache::get (ResponseCache Durable Object)
+//!  6b semantic cache                    semantic::lookup (home region embeds the
+//!                                         question; SemanticCache Durable Object)
 //!  8-10 route, failover, stream relay   complete::run / stream::respond
-//! 11 settle + cache store, then usage  limits::settle, cache::put before the answer ends;
-//!                                       usage::send in waitUntil
+//! 11 settle + cache store, then usage  limits::settle, cache::put, semantic::store
+//!                                       before the answer ends; usage::send in waitUntil
 //! ```
+//!
+//! `/internal/*` (the shared internal secret, no API key) is `internal::handle`.
 
 use std::rc::Rc;
 
 use meridian_shared::api::{parse_json, validate_chat, ChatRequest, ChatResponse, GatewayError, Usage};
 use meridian_shared::auth::{roles_allow, Principal, RouteClass};
+use meridian_shared::cache::semantic::{Lookup, THRESHOLD_HEADER};
 use meridian_shared::cache::{cache_key, is_cacheable, CachedAnswer};
 use serde_json::json;
 use worker::{Context, Env, Headers, Method, Request, Response};
 
 use crate::clock::{now_ms, random_id};
 use crate::respond::{self, Trace};
+use crate::semantic::Outcome;
 use crate::settings::{self, Settings};
 use crate::stream::{Finished, Job};
 use crate::usage::UsageEvent;
-use crate::{cache, complete, forward, identity, limits, stream, usage};
+use crate::{cache, complete, forward, identity, internal, limits, semantic, stream, usage};
 
 fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
@@ -48,6 +54,9 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
         Ok(s) => s,
         Err(e) => return fail(e, &trace),
     };
+    if path.starts_with("/internal/") {
+        return internal::handle(req, &env, &s, &trace).await;
+    }
     let principal = match identity::authenticate(&req, &s).await {
         Ok(p) => p,
         Err(e) => return fail(e, &trace),
@@ -108,6 +117,7 @@ fn cost_of(s: &Settings, deployment: usize, model: &str, u: &Usage) -> Option<f6
 
 async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: Principal, mut trace: Trace) -> Response {
     let cache_mode = cache::mode(&req);
+    let semantic_threshold = header(&req, THRESHOLD_HEADER).and_then(|v| v.trim().parse::<f32>().ok());
     let chat = match read_chat(req, &s).await {
         Ok(c) => c,
         Err(e) => return fail(e, &trace),
@@ -144,27 +154,34 @@ async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: 
         if let Some(hit) = cache::get(&env, &principal.tenant, &key).await {
             trace.cache = "exact";
             trace.cache_age_s = Some((now_ms() / 1000).saturating_sub(hit.stored_at));
-            let mut e = UsageEvent::for_principal(&principal, "edge", trace.feature.clone());
-            e.answered_by("cache", "cache", &hit.response.model);
-            e.cost_usd = Some(0.0);
-            e.latency_ms = (now_ms() - trace.started_ms) as f64;
-            e.stream = chat.is_stream();
-            e.cache = Some("exact".into());
-            if let Some(r) = reservation {
-                limits::settle(env.clone(), r, 0, 0.0).await;
-            }
-            let (s2, p2) = (s.clone(), principal.clone());
-            ctx.wait_until(async move { usage::send(&s2, &p2, &e).await });
-            return replay(&hit, &chat, &trace);
+            return serve_hit(&env, &ctx, &s, &principal, &chat, hit, reservation, None, &trace).await;
         }
     }
-    trace.cache = if cache_mode == cache::Mode::Use { "miss" } else if cache_mode == cache::Mode::Refresh { "refresh" } else { "bypass" };
+    trace.cache = if cache_mode == cache::Mode::Use {
+        "miss"
+    } else if cache_mode == cache::Mode::Refresh {
+        "refresh"
+    } else {
+        "bypass"
+    };
+
+    // 6b: semantic cache.
+    let (pending, lookup) = match semantic::lookup(&env, &s, &principal, &chat, cache_mode, semantic_threshold).await {
+        Outcome::Hit { answer, similarity, age_s } => {
+            trace.cache = "semantic";
+            trace.cache_similarity = Some(similarity);
+            trace.cache_age_s = Some(age_s);
+            return serve_hit(&env, &ctx, &s, &principal, &chat, answer, reservation, Some(Lookup::hit(similarity)), &trace).await;
+        }
+        Outcome::Miss { pending, lookup } => (pending, lookup),
+    };
     let ttl = cfg.ttl_secs;
     let max_entry = cfg.max_entry_bytes;
 
     // 8-10: route, fail over, relay. Limits are settled and the answer cached before the
     // client sees the end of it; only the usage event goes after, in waitUntil.
     if chat.is_stream() {
+        let keep = cacheable || pending.is_some();
         let (s_settle, s_after, p2, env2, feature, started) = (s.clone(), s.clone(), principal.clone(), env.clone(), trace.feature.clone(), trace.started_ms);
         let tenant_id = principal.tenant.clone();
         let name = chat.model.clone();
@@ -179,7 +196,12 @@ async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: 
                     limits::settle(env2.clone(), r, tokens, cost).await;
                 }
                 if let Some(a) = answer {
-                    cache::put(env2, tenant_id, key, a, ttl).await;
+                    if let Some(p) = pending {
+                        semantic::store(env2.clone(), &s_settle, p, a.clone()).await;
+                    }
+                    if cacheable {
+                        cache::put(env2, tenant_id, key, a, ttl).await;
+                    }
                 }
             }
         };
@@ -191,10 +213,11 @@ async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: 
                 e.latency_ms = (now_ms() - started) as f64;
                 e.stream = true;
                 e.cost_usd = cost_of(&s_after, d, &f.model, &f.usage);
+                e.semantic = lookup;
                 usage::send(&s_after, &p2, &e).await;
             }
         };
-        return stream::respond(&ctx, s.clone(), Job { req: chat, model_name: name, region, cache: cacheable }, trace, settle, after).await;
+        return stream::respond(&ctx, s.clone(), Job { req: chat, model_name: name, region, cache: keep }, trace, settle, after).await;
     }
     match complete::run(&s, &chat, model, region, &mut trace).await {
         Ok((resp, d)) => {
@@ -205,12 +228,19 @@ async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: 
             e.answered_by(&dd.name, &dd.provider_name, &resp.model).tokens(&u);
             e.latency_ms = (now_ms() - trace.started_ms) as f64;
             e.cost_usd = cost;
+            e.semantic = lookup;
             let body = serde_json::to_vec(&resp).unwrap_or_default();
             if let Some(r) = reservation {
                 limits::settle(env.clone(), r, u.total_tokens, cost.unwrap_or(0.0)).await;
             }
-            if cacheable && body.len() <= max_entry {
-                cache::put(env.clone(), principal.tenant.clone(), key, CachedAnswer { response: resp, stored_at: now_ms() / 1000 }, ttl).await;
+            if body.len() <= max_entry {
+                let answer = CachedAnswer { response: resp, stored_at: now_ms() / 1000 };
+                if let Some(p) = pending {
+                    semantic::store(env.clone(), &s, p, answer.clone()).await;
+                }
+                if cacheable {
+                    cache::put(env.clone(), principal.tenant.clone(), key, answer, ttl).await;
+                }
             }
             let (s2, p2) = (s.clone(), principal.clone());
             ctx.wait_until(async move { usage::send(&s2, &p2, &e).await });
@@ -227,6 +257,37 @@ async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: 
             fail(GatewayError::from_upstream(&e), &trace)
         }
     }
+}
+
+/// Serves a cache hit (exact, or semantic with its `lookup`): the reservation is released,
+/// the usage event records the tokens and cost the hit saved.
+#[allow(clippy::too_many_arguments)]
+async fn serve_hit(
+    env: &Env,
+    ctx: &Context,
+    s: &Rc<Settings>,
+    p: &Principal,
+    chat: &ChatRequest,
+    hit: CachedAnswer,
+    reservation: Option<limits::Reservation>,
+    lookup: Option<Lookup>,
+    trace: &Trace,
+) -> Response {
+    let u = hit.response.usage.unwrap_or_default();
+    let mut e = UsageEvent::for_principal(p, "edge", trace.feature.clone());
+    e.answered_by("cache", "cache", &hit.response.model).tokens(&u);
+    e.cost_usd = Some(0.0);
+    e.saved_usd = s.prices.lookup(&hit.response.model).map(|price| price.cost(&u));
+    e.latency_ms = (now_ms() - trace.started_ms) as f64;
+    e.stream = chat.is_stream();
+    e.cache = Some(trace.cache.into());
+    e.semantic = lookup;
+    if let Some(r) = reservation {
+        limits::settle(env.clone(), r, 0, 0.0).await;
+    }
+    let (s2, p2) = (s.clone(), p.clone());
+    ctx.wait_until(async move { usage::send(&s2, &p2, &e).await });
+    replay(&hit, chat, trace)
 }
 
 /// A cache hit, as JSON or as an SSE stream (same shape a live answer has).

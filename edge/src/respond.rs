@@ -14,6 +14,8 @@ pub struct Trace {
     pub provider: Option<String>,
     pub cache: &'static str,
     pub cache_age_s: Option<u64>,
+    /// A semantic hit's cosine similarity.
+    pub cache_similarity: Option<f32>,
     pub feature: Option<String>,
     /// `x-ratelimit-*` values from the limiter.
     pub limit_headers: Vec<(&'static str, String)>,
@@ -30,6 +32,7 @@ impl Trace {
             provider: None,
             cache: "miss",
             cache_age_s: None,
+            cache_similarity: None,
             feature: None,
             limit_headers: Vec::new(),
         }
@@ -44,10 +47,13 @@ impl Trace {
         let _ = h.set("x-request-id", &self.request_id);
         let _ = h.set("x-meridian-attempts", &self.attempts.to_string());
         let _ = h.set("x-meridian-overhead-ms", &format!("{:.3}", self.overhead_ms()));
-        let cache = match self.cache_age_s {
-            Some(age) => format!("{}; age={age}", self.cache),
-            None => self.cache.to_string(),
-        };
+        let mut cache = self.cache.to_string();
+        if let Some(sim) = self.cache_similarity {
+            cache.push_str(&format!("; similarity={sim:.4}"));
+        }
+        if let Some(age) = self.cache_age_s {
+            cache.push_str(&format!("; age={age}"));
+        }
         let _ = h.set("x-meridian-cache", &cache);
         if let Some(p) = &self.provider {
             let _ = h.set("x-meridian-provider", p);

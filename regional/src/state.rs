@@ -81,9 +81,7 @@ impl AppState {
 
     /// Constant-time check of the edge's secret.
     pub fn is_internal(&self, presented: &str) -> bool {
-        let Some(secret) = &self.internal_secret else { return false };
-        let (a, b) = (secret.as_bytes(), presented.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        meridian_shared::auth::internal::secret_matches(self.internal_secret.as_deref(), presented)
     }
 
     pub fn tenant_in_region_only(&self, tenant: &str) -> bool {

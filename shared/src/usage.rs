@@ -32,6 +32,9 @@ pub struct UsageEvent {
     pub saved_usd: Option<f64>,
     /// Which host handled the request: `edge` or a region.
     pub via: String,
+    /// The semantic-cache lookup made for this request, if any (hit or miss).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<crate::cache::semantic::Lookup>,
 }
 
 impl UsageEvent {
@@ -54,6 +57,7 @@ impl UsageEvent {
             cache: None,
             saved_usd: None,
             via: via.to_string(),
+            semantic: None,
         }
     }
 

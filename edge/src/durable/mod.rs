@@ -3,6 +3,8 @@
 
 mod rate_limiter;
 mod response_cache;
+mod semantic_cache;
 
 pub use rate_limiter::RateLimiter;
 pub use response_cache::ResponseCache;
+pub use semantic_cache::SemanticCache;

@@ -37,6 +37,9 @@ pub async fn ingest(State(st): State<SharedState>, headers: HeaderMap, req: Requ
         if tenant.region != st.config.server.region {
             return Err(GatewayError::Forbidden(format!("tenant {} is homed in region {}; its usage is not stored here", e.tenant, tenant.region.as_str())));
         }
+        if let Some(l) = &e.semantic {
+            crate::gateway::semantic::record(&e.tenant, &e.via, l);
+        }
         st.usage.add(e);
         Ok::<_, GatewayError>(())
     }

@@ -16,13 +16,13 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use meridian_shared::api::ChatRequest;
 use meridian_shared::auth::Principal;
-use meridian_shared::cache::semantic::{effective_threshold, scope, Miss};
-use meridian_shared::cache::{self, is_cacheable, CachedAnswer, Mode};
+use meridian_shared::cache::semantic::{applies, effective_threshold, scope, Lookup, THRESHOLD_HEADER};
+use meridian_shared::cache::{self, CachedAnswer, Mode};
 use meridian_shared::config::{EmbeddingModel, TenantConfig};
 use meridian_shared::usage::UsageEvent;
 
 use meridian_regional::embed::Role;
-use meridian_regional::semantic_cache::{Lookup, SemanticCache};
+use meridian_regional::semantic_cache::{Lookup as Found, SemanticCache};
 
 use super::headers::Trace;
 use crate::state::SharedState;
@@ -43,14 +43,14 @@ pub enum Outcome {
     Miss(Option<Pending>),
 }
 
-fn reason_label(r: Option<Miss>) -> &'static str {
-    match r {
-        None => "empty",
-        Some(Miss::BelowThreshold) => "below_threshold",
-        Some(Miss::Negation) => "guard_negation",
-        Some(Miss::Numbers) => "guard_number",
-        Some(Miss::Entities) => "guard_entity",
+/// Records one lookup (this region's, or the edge's from its usage event) as metrics:
+/// the nearest similarity by outcome, and lookups by outcome.
+pub fn record(tenant: &str, via: &str, l: &Lookup) {
+    let kind = if l.outcome == "hit" { "hit" } else { "miss" };
+    if let Some(s) = l.nearest {
+        metrics::histogram!("meridian_semantic_cache_nearest_similarity", "tenant" => tenant.to_string(), "outcome" => kind, "via" => via.to_string()).record(f64::from(s));
     }
+    metrics::counter!("meridian_semantic_cache_lookups_total", "tenant" => tenant.to_string(), "outcome" => l.outcome.clone(), "via" => via.to_string()).increment(1);
 }
 
 /// Looks the request up; every failure of the cache itself is a miss, never an error.
@@ -58,13 +58,8 @@ pub async fn lookup(st: &SharedState, p: &Principal, chat: &ChatRequest, headers
     let cfg = st.config.semantic_cache;
     let mode = Mode::from_header(headers.get(cache::mode::HEADER).and_then(|v| v.to_str().ok()));
     let Some(dp) = st.data.as_deref() else { return Outcome::Miss(None) };
-    if !cfg.enabled || mode == Mode::Bypass || !is_cacheable(chat, cfg.cache_tool_requests) {
+    if !applies(&cfg, mode, chat) {
         return Outcome::Miss(None);
-    }
-    if let (Some(max), Some(t)) = (cfg.max_temperature, chat.temperature) {
-        if t > max as f64 {
-            return Outcome::Miss(None);
-        }
     }
     let tenant_cfg = st.config.tenant(&p.tenant);
     let model = tenant_cfg.map_or(EmbeddingModel::AllMiniLmL6V2, TenantConfig::embedding_model);
@@ -82,7 +77,7 @@ pub async fn lookup(st: &SharedState, p: &Principal, chat: &ChatRequest, headers
     if mode == Mode::Refresh {
         return Outcome::Miss(Some(pending));
     }
-    let requested = headers.get("x-meridian-semantic-threshold").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f32>().ok());
+    let requested = headers.get(THRESHOLD_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f32>().ok());
     let threshold = effective_threshold(tenant_cfg.and_then(|t| t.semantic_cache_threshold).unwrap_or(cfg.threshold_for(model)), requested);
     let key = match dp.db.data_key(&dp.keyring, &p.tenant).await {
         Ok(k) => k,
@@ -92,19 +87,17 @@ pub async fn lookup(st: &SharedState, p: &Principal, chat: &ChatRequest, headers
         }
     };
     let cache = SemanticCache { db: &dp.db, threshold, guard: cfg.guard, ttl_s: cfg.ttl_secs };
+    let region = st.config.server.region.as_str();
     match cache.lookup(&p.tenant, &key, &pending.scope, &pending.question, &pending.embedding).await {
-        Ok(Lookup::Hit { answer, similarity, age_s }) => {
-            metrics::histogram!("meridian_semantic_cache_nearest_similarity", "tenant" => p.tenant.clone(), "outcome" => "hit").record(similarity as f64);
-            metrics::counter!("meridian_semantic_cache_lookups_total", "tenant" => p.tenant.clone(), "outcome" => "hit").increment(1);
+        Ok(Found::Hit { answer, similarity, age_s }) => {
+            record(&p.tenant, region, &Lookup::hit(similarity));
             tracing::info!(similarity, age_s, "semantic cache hit");
             Outcome::Hit(serve_hit(st, p, chat, &answer, similarity, age_s, trace))
         }
-        Ok(Lookup::Miss { nearest, reason }) => {
-            if let Some(s) = nearest {
-                metrics::histogram!("meridian_semantic_cache_nearest_similarity", "tenant" => p.tenant.clone(), "outcome" => "miss").record(s as f64);
-            }
-            metrics::counter!("meridian_semantic_cache_lookups_total", "tenant" => p.tenant.clone(), "outcome" => reason_label(reason)).increment(1);
-            tracing::debug!(nearest, reason = reason_label(reason), "semantic cache miss");
+        Ok(Found::Miss { nearest, reason }) => {
+            let l = Lookup::miss(nearest, reason);
+            record(&p.tenant, region, &l);
+            tracing::debug!(nearest, outcome = l.outcome, "semantic cache miss");
             Outcome::Miss(Some(pending))
         }
         Err(e) => {
@@ -140,6 +133,7 @@ fn serve_hit(st: &SharedState, p: &Principal, chat: &ChatRequest, answer: &Cache
     e.latency_ms = trace.started.elapsed().as_secs_f64() * 1000.0;
     e.stream = chat.is_stream();
     e.cache = Some("semantic".into());
+    e.semantic = Some(Lookup::hit(similarity));
     usage::emit(e);
 
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());

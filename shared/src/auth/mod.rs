@@ -1,6 +1,7 @@
 //! Who is calling: API keys (stored only as SHA-256 digests) and the principal they map to.
 
 mod api_key;
+pub mod internal;
 pub mod jwt;
 mod principal;
 mod rbac;

@@ -1,7 +1,7 @@
 //! Response-cache policy: which requests may be cached, the tenant-scoped key over every
 //! field that changes the answer, the stored entry both hosts replay, and the
-//! semantic cache's scope, threshold and false-hit guard (`semantic`), and the bounded
-//! in-memory index the edge's per-tenant Durable Object will keep (`semantic_index`).
+//! semantic cache's scope, threshold and false-hit guard (`semantic`), and the quantised
+//! in-memory index the edge's per-tenant Durable Object keeps (`semantic_index`).
 
 mod entry;
 mod key;

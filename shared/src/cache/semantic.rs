@@ -6,9 +6,43 @@
 //! after the vector match against the known false-hit classes — a negation, a number or
 //! a named entity that differs between the two questions.
 
-use crate::api::{ChatRequest, Role};
+use serde::{Deserialize, Serialize};
 
-use super::cache_key;
+use crate::api::{ChatRequest, Role};
+use crate::config::SemanticCacheSettings;
+
+use super::{cache_key, is_cacheable, Mode};
+
+/// A request may raise (never lower) its threshold with this header, e.g. `0.97`.
+pub const THRESHOLD_HEADER: &str = "x-meridian-semantic-threshold";
+
+/// Whether `req` may use the semantic cache at all (read or store), on either host.
+pub fn applies(cfg: &SemanticCacheSettings, mode: Mode, req: &ChatRequest) -> bool {
+    let temperature_ok = match (cfg.max_temperature, req.temperature) {
+        (Some(max), Some(t)) => t <= f64::from(max),
+        _ => true,
+    };
+    cfg.enabled && mode != Mode::Bypass && is_cacheable(req, cfg.cache_tool_requests) && temperature_ok
+}
+
+/// What one lookup found, for telemetry: `hit`, `empty` (nothing in scope), or why the
+/// nearest entry was not served; and that entry's similarity. Carried on usage events
+/// so the home region can record the edge's lookups as metrics too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lookup {
+    pub outcome: String,
+    pub nearest: Option<f32>,
+}
+
+impl Lookup {
+    pub fn hit(similarity: f32) -> Lookup {
+        Lookup { outcome: "hit".into(), nearest: Some(similarity) }
+    }
+
+    pub fn miss(nearest: Option<f32>, reason: Option<Miss>) -> Lookup {
+        Lookup { outcome: reason.map_or("empty", Miss::label).into(), nearest }
+    }
+}
 
 /// The scope key and the text to embed, for a request whose last message is a user
 /// turn; `None` otherwise (nothing to match semantically).
@@ -73,6 +107,17 @@ pub enum Miss {
     Negation,
     Numbers,
     Entities,
+}
+
+impl Miss {
+    pub fn label(self) -> &'static str {
+        match self {
+            Miss::BelowThreshold => "below_threshold",
+            Miss::Negation => "guard_negation",
+            Miss::Numbers => "guard_number",
+            Miss::Entities => "guard_entity",
+        }
+    }
 }
 
 /// Serve the cached answer to `asked`, given its nearest cached question and similarity?
@@ -178,7 +223,13 @@ mod tests {
         let (fr, _) = scope("t1", &q("Comment réinitialiser mon mot de passe ?")).unwrap();
         assert_ne!(a, fr, "language");
         assert!(scope("t1", &req(vec![Message::text(Role::Assistant, "hi")])).is_none());
-        for (text, lang) in [("How do I reset my password?", "eng"), ("Wie setze ich mein Passwort zurück?", "deu"), ("Comment réinitialiser mon mot de passe ?", "fra"), ("¿Cómo restablezco mi contraseña?", "spa"), ("Hoe reset ik mijn wachtwoord?", "nld")] {
+        for (text, lang) in [
+            ("How do I reset my password?", "eng"),
+            ("Wie setze ich mein Passwort zurück?", "deu"),
+            ("Comment réinitialiser mon mot de passe ?", "fra"),
+            ("¿Cómo restablezco mi contraseña?", "spa"),
+            ("Hoe reset ik mijn wachtwoord?", "nld"),
+        ] {
             assert_eq!(detect_language(text), lang, "{text}");
         }
     }

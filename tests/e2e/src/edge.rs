@@ -15,7 +15,7 @@ use crate::idp::Idp;
 use crate::proc::{bin, start_mock_with, Proc};
 use crate::stack::new_key;
 
-const INTERNAL_SECRET: &str = "internal-test-secret-0123456789";
+pub const INTERNAL_SECRET: &str = "internal-test-secret-0123456789";
 
 /// The Worker bundle `scripts/test` builds (`MERIDIAN_EDGE_BUILD` overrides).
 fn edge_build() -> PathBuf {
@@ -62,6 +62,7 @@ pub fn start_workerd(config_yaml: &str, bindings: &[(&str, &str)]) -> Proc {
     b.extend(bindings.iter().map(|(k, v)| format!("(name = {}, text = {})", capnp_str(k), capnp_str(v))));
     b.push("(name = \"RATE_LIMITER\", durableObjectNamespace = \"RateLimiter\")".into());
     b.push("(name = \"RESPONSE_CACHE\", durableObjectNamespace = \"ResponseCache\")".into());
+    b.push("(name = \"SEMANTIC_CACHE\", durableObjectNamespace = \"SemanticCache\")".into());
     let capnp = format!(
         r#"using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
@@ -82,6 +83,7 @@ const edge :Workerd.Worker = (
   durableObjectNamespaces = [
     (className = "RateLimiter", uniqueKey = "meridian-rate-limiter", enableSql = true),
     (className = "ResponseCache", uniqueKey = "meridian-response-cache", enableSql = true),
+    (className = "SemanticCache", uniqueKey = "meridian-semantic-cache", enableSql = true),
   ],
   durableObjectStorage = (localDisk = "storage"),
   globalOutbound = "internet",

@@ -18,7 +18,7 @@ mod stack;
 
 pub use data::{tenant_database, DataServices};
 pub use documents::{pdf, serve_pages};
-pub use edge::{start_workerd, EdgeSetup, EdgeStack};
+pub use edge::{start_workerd, EdgeSetup, EdgeStack, INTERNAL_SECRET};
 pub use idp::Idp;
 pub use proc::{bin, start_mock, start_mock_with, Proc};
 pub use services::{models_dir, Postgres, Redis, S3};

@@ -276,3 +276,132 @@ mod for_the_edge {
         assert_eq!((st, v["error"]["param"].as_str()), (400, Some("texts")), "{v}");
     }
 }
+
+mod at_the_edge {
+    //! The edge's semantic cache in real workerd: the question is embedded by the tenant's
+    //! home region (real EU backend with its data plane), entries live in the tenant's
+    //! `SemanticCache` Durable Object. Paraphrases are served (JSON and SSE) without a
+    //! provider call; a negated question, another tenant, a bypass and an unreachable home
+    //! region all go to the provider; tenant purge empties the cache.
+    use meridian_e2e::*;
+    use serde_json::{json, Value};
+
+    const MODELS: &str = r#"
+deployments:
+  - { name: oa, provider: openai, model: gpt-4o }
+models:
+  - { name: allowed, deployments: [oa] }
+semantic_cache: { enabled: true }
+"#;
+
+    async fn ask(s: &EdgeStack, key: &str, q: &str, stream: bool, extra: &[(&str, &str)]) -> (String, String) {
+        let mut r = s
+            .http
+            .post(s.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&json!({"model": "allowed", "stream": stream, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": q}]}));
+        for (k, v) in extra {
+            r = r.header(*k, *v);
+        }
+        let resp = r.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let cache = header(resp.headers(), "x-meridian-cache").to_string();
+        if stream {
+            let sse = read_sse(resp).await;
+            assert!(sse.done, "{}", sse.raw);
+            (cache, sse.text())
+        } else {
+            let v: Value = resp.json().await.unwrap();
+            (cache, v["choices"][0]["message"]["content"].as_str().unwrap().to_string())
+        }
+    }
+
+    async fn internal(s: &EdgeStack, path: &str, secret: &str, body: Value) -> (u16, Value) {
+        let r = s.http.post(s.url(path)).header("x-meridian-internal", secret).json(&body).send().await.unwrap();
+        let st = r.status().as_u16();
+        (st, r.json().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn paraphrase_hits_negation_other_tenant_bypass_and_region_outage_miss() {
+        let data = DataServices::start("eu").await;
+        let mut s = EdgeStack::start(EdgeSetup::models(MODELS).with_eu_data(&data)).await;
+        let calls = || async { s.attempts("gpt-4o").await.len() };
+
+        let (c, first) = ask(&s, &s.key_eu, "How do I reset my password?", false, &[]).await;
+        assert_eq!(c, "miss");
+        assert_eq!(calls().await, 1);
+        // Stored before the answer was returned.
+        let (c, again) = ask(&s, &s.key_eu, "How can I reset my password?", false, &[]).await;
+        assert!(c.starts_with("semantic; similarity=0.9"), "{c}");
+        assert!(c.contains("; age="), "{c}");
+        assert_eq!(again, first, "the cached answer");
+        assert_eq!(calls().await, 1, "no provider call for a hit");
+
+        // Replayed as SSE for a streaming request.
+        let (c, streamed) = ask(&s, &s.key_eu, "how can i reset my password", true, &[]).await;
+        assert!(c.starts_with("semantic"), "{c}");
+        assert_eq!(streamed, first);
+        assert_eq!(calls().await, 1);
+
+        // A request may demand more similarity than the paraphrase has (never less).
+        let (c, _) = ask(&s, &s.key_eu, "How can I reset my password?", false, &[("x-meridian-semantic-threshold", "0.9999")]).await;
+        assert_eq!(c, "miss");
+        assert_eq!(calls().await, 2);
+        let (c, _) = ask(&s, &s.key_eu, "I forgot my password, what now?", false, &[("x-meridian-semantic-threshold", "0.1")]).await;
+        assert_eq!(c, "miss", "a lower threshold is ignored: this wording is below 0.95");
+        assert_eq!(calls().await, 3);
+
+        // The negated question is close in vector space but must not be served.
+        let (c, _) = ask(&s, &s.key_eu, "Why can't I reset my password?", false, &[]).await;
+        assert_eq!(c, "miss");
+        assert_eq!(calls().await, 4);
+
+        // Tenant B (same region, same model, same request) asking the very same question
+        // never gets tenant-eu's answer; then it is served its own entry.
+        let (c, _) = ask(&s, &s.key_b, "How do I reset my password?", false, &[]).await;
+        assert_eq!(c, "miss");
+        assert_eq!(calls().await, 5);
+        let (c, _) = ask(&s, &s.key_b, "How can I reset my password?", false, &[]).await;
+        assert!(c.starts_with("semantic"), "{c}");
+        assert_eq!(calls().await, 5);
+
+        // Bypass goes to the provider.
+        let (c, _) = ask(&s, &s.key_eu, "How can I reset my password?", false, &[("x-meridian-cache", "bypass")]).await;
+        assert_eq!(c, "bypass");
+        assert_eq!(calls().await, 6);
+
+        // The hit's usage event reached the home region: no cost, the saving, the lookup.
+        let report = s.usage_events(&s.key_eu, 7).await;
+        let events = report["events"].as_array().unwrap();
+        let hit = events.iter().find(|e| e["cache"] == "semantic" && e["via"] == "edge").unwrap_or_else(|| panic!("{report}"));
+        assert_eq!(hit["cost_usd"], 0.0);
+        assert!(hit["saved_usd"].as_f64().is_some_and(|v| v > 0.0), "{hit}");
+        assert_eq!(hit["semantic"]["outcome"], "hit");
+        assert!(events.iter().any(|e| e["semantic"]["outcome"] == "below_threshold" && e["semantic"]["nearest"].as_f64().is_some()), "misses carry their lookup: {report}");
+        let metrics = s.http.get(format!("{}/metrics", s.eu.url)).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.lines().any(|l| l.starts_with("meridian_semantic_cache_lookups_total") && l.contains("via=\"edge\"") && l.contains("outcome=\"hit\"")), "{metrics}");
+        assert!(metrics.contains("meridian_semantic_cache_nearest_similarity"), "nearest similarity recorded");
+
+        // Operators: stats and purge need the internal secret; purge empties the cache.
+        let secret = INTERNAL_SECRET;
+        assert_eq!(internal(&s, "/internal/semantic-cache/stats", "wrong", json!({"tenant": "tenant-eu"})).await.0, 401);
+        let (st, v) = internal(&s, "/internal/semantic-cache/stats", secret, json!({"tenant": "tenant-eu"})).await;
+        assert_eq!((st, v["entries"].as_u64()), (200, Some(4)), "{v}");
+        assert_eq!(internal(&s, "/internal/semantic-cache/stats", secret, json!({"tenant": "nobody"})).await.0, 400);
+        let (st, v) = internal(&s, "/internal/tenant/purge", secret, json!({"tenant": "tenant-eu"})).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(internal(&s, "/internal/semantic-cache/stats", secret, json!({"tenant": "tenant-eu"})).await.1["entries"], 0);
+        let (c, _) = ask(&s, &s.key_eu, "How can I reset my password?", false, &[]).await;
+        assert_eq!(c, "miss", "purged");
+        assert_eq!(calls().await, 7);
+        assert_eq!(internal(&s, "/internal/semantic-cache/stats", secret, json!({"tenant": "tenant-b"})).await.1["entries"], 1, "other tenants untouched");
+
+        // The home region is gone: the lookup is a miss and the answer still comes.
+        s.eu.terminate();
+        assert!(s.eu.exited_within(std::time::Duration::from_secs(10)), "the EU backend stopped");
+        let (c, _) = ask(&s, &s.key_b, "How can I reset my password?", false, &[]).await;
+        assert_eq!(c, "miss");
+        assert_eq!(s.attempts("gpt-4o").await.len(), 8);
+    }
+}

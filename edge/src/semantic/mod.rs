@@ -1,0 +1,191 @@
+//! Step 6b at the edge: the semantic response cache, after the exact cache and before the
+//! providers. Policy (scope, threshold, guard) is `meridian_shared::cache::semantic`, the
+//! same as the regions'; the store is the tenant's `SemanticCache` Durable Object.
+//!
+//! The last user turn is embedded by the tenant's **home region** (`POST
+//! /internal/embed`, the tenant's local model, Redis-cached there): the text goes only
+//! where the tenant's data may go. If the region cannot answer, the lookup is a miss and
+//! nothing is stored — never an error. A miss carries what is needed to store the answer
+//! once it is complete (a truncated stream is never stored).
+
+pub mod wire;
+
+use meridian_shared::api::ChatRequest;
+use meridian_shared::auth::Principal;
+use meridian_shared::cache::semantic::{applies, effective_threshold, scope, Lookup};
+use meridian_shared::cache::{CachedAnswer, Mode};
+use meridian_shared::config::{EmbeddingModel, TenantConfig};
+use serde::Deserialize;
+use serde_json::json;
+use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
+
+use crate::settings::Settings;
+use wire::{Found, Limits, LookupRequest, StoreRequest};
+
+pub const BINDING: &str = "SEMANTIC_CACHE";
+
+/// What a miss needs to store the answer later.
+pub struct Pending {
+    pub tenant: String,
+    pub scope: String,
+    pub question: String,
+    pub embedding: Vec<f32>,
+}
+
+pub enum Outcome {
+    Hit {
+        answer: CachedAnswer,
+        similarity: f32,
+        age_s: u64,
+    },
+    /// Go to the providers; store the answer when `pending` is `Some`. `lookup` is what
+    /// the cache found, for the usage event's telemetry.
+    Miss {
+        pending: Option<Pending>,
+        lookup: Option<Lookup>,
+    },
+}
+
+impl Outcome {
+    fn skip() -> Outcome {
+        Outcome::Miss { pending: None, lookup: None }
+    }
+}
+
+fn limits(s: &Settings) -> Limits {
+    let c = &s.config.semantic_cache;
+    Limits { max_entries: c.max_entries_per_tenant as usize, ttl_s: c.ttl_secs }
+}
+
+async fn call(env: &Env, tenant: &str, path: &str, body: String) -> worker::Result<String> {
+    let stub = env.durable_object(BINDING)?.id_from_name(tenant)?.get_stub()?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(body.into()));
+    let mut r = stub.fetch_with_request(Request::new_with_init(&format!("https://semantic{path}"), &init)?).await?;
+    let text = r.text().await?;
+    if r.status_code() != 200 {
+        return Err(worker::Error::RustError(format!("semantic cache {path}: {} {text}", r.status_code())));
+    }
+    Ok(text)
+}
+
+#[derive(Deserialize)]
+struct Embedded {
+    vectors: Vec<Vec<f32>>,
+}
+
+/// The query vectors of `texts` by the tenant's model, computed in its home region.
+pub async fn embed(s: &Settings, p: &Principal, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
+    let base = s.edge.regions.get(&p.home_region).ok_or_else(|| format!("no backend for region {}", p.home_region.as_str()))?;
+    let secret = s.internal_secret.as_deref().ok_or("server.internal_secret_env is not configured")?;
+    let h = Headers::new();
+    let _ = h.set("content-type", "application/json");
+    let _ = h.set("x-meridian-internal", secret);
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_headers(h).with_body(Some(json!({"tenant": p.tenant, "texts": texts}).to_string().into()));
+    let req = Request::new_with_init(&format!("{}/internal/embed", base.trim_end_matches('/')), &init).map_err(|e| e.to_string())?;
+    let mut resp = Fetch::Request(req).send().await.map_err(|e| e.to_string())?;
+    let body = resp.text().await.map_err(|e| e.to_string())?;
+    if resp.status_code() != 200 {
+        return Err(format!("home region answered {}: {body}", resp.status_code()));
+    }
+    let e: Embedded = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    if e.vectors.len() != texts.len() {
+        return Err("home region returned the wrong number of vectors".into());
+    }
+    Ok(e.vectors)
+}
+
+/// The scope (with the embedding model) and the question of a request, if it has one.
+fn scoped(s: &Settings, tenant: &str, chat: &ChatRequest) -> Option<(String, String, EmbeddingModel)> {
+    let model = s.tenant(tenant).map_or(EmbeddingModel::AllMiniLmL6V2, TenantConfig::embedding_model);
+    let (key, question) = scope(tenant, chat)?;
+    // Vectors of different models are not comparable: the model is part of the scope.
+    Some((format!("{key}:{}", model.name()), question, model))
+}
+
+/// Looks the request up; every failure of the cache itself is a miss, never an error.
+pub async fn lookup(env: &Env, s: &Settings, p: &Principal, chat: &ChatRequest, mode: Mode, requested: Option<f32>) -> Outcome {
+    let cfg = s.config.semantic_cache;
+    if !applies(&cfg, mode, chat) {
+        return Outcome::skip();
+    }
+    let Some((scope_key, question, model)) = scoped(s, &p.tenant, chat) else { return Outcome::skip() };
+    let embedding = match embed(s, p, std::slice::from_ref(&question)).await {
+        Ok(mut v) => v.remove(0),
+        Err(e) => {
+            worker::console_error!("semantic cache: embedding failed, treated as a miss: {e}");
+            return Outcome::skip();
+        }
+    };
+    let pending = Pending { tenant: p.tenant.clone(), scope: scope_key, question, embedding };
+    if mode == Mode::Refresh {
+        return Outcome::Miss { pending: Some(pending), lookup: None };
+    }
+    let tenant_threshold = s.tenant(&p.tenant).and_then(|t| t.semantic_cache_threshold).unwrap_or(cfg.threshold_for(model));
+    let req = LookupRequest {
+        scope: pending.scope.clone(),
+        question: pending.question.clone(),
+        embedding: pending.embedding.clone(),
+        threshold: effective_threshold(tenant_threshold, requested),
+        guard: cfg.guard,
+        limits: limits(s),
+    };
+    let found = match serde_json::to_string(&req) {
+        Ok(body) => call(env, &p.tenant, "/lookup", body).await.and_then(|t| serde_json::from_str::<Found>(&t).map_err(|e| worker::Error::RustError(e.to_string()))),
+        Err(e) => Err(e.into()),
+    };
+    match found {
+        Ok(Found::Hit { answer, similarity, age_s }) => Outcome::Hit { answer, similarity, age_s },
+        Ok(Found::Miss(l)) => Outcome::Miss { pending: Some(pending), lookup: Some(l) },
+        Err(e) => {
+            worker::console_error!("semantic cache lookup failed, treated as a miss: {e}");
+            Outcome::Miss { pending: Some(pending), lookup: None }
+        }
+    }
+}
+
+/// Stores a complete answer (the caller has sent or is sending it).
+pub async fn store(env: Env, s: &Settings, pending: Pending, answer: CachedAnswer) {
+    let entry = StoreRequest { scope: pending.scope, question: pending.question, embedding: pending.embedding, answer };
+    let body = match serde_json::to_string(&(vec![entry], limits(s))) {
+        Ok(b) => b,
+        Err(e) => return worker::console_error!("semantic cache store: {e}"),
+    };
+    if let Err(e) = call(&env, &pending.tenant, "/store", body).await {
+        worker::console_error!("semantic cache store failed: {e}");
+    }
+}
+
+/// Entries as an operator loads them (`POST /internal/semantic-cache/import`): a request
+/// the answer belongs to, and the question's embedding by the tenant's model (as
+/// `/internal/embed` of its home region returns it).
+#[derive(Deserialize)]
+pub struct ImportEntry {
+    pub request: ChatRequest,
+    pub embedding: Vec<f32>,
+    pub answer: meridian_shared::api::ChatResponse,
+}
+
+/// Stores imported entries for `tenant` (scoped exactly as live requests are); returns
+/// the tenant's entry count.
+pub async fn import(env: &Env, s: &Settings, tenant: &str, entries: Vec<ImportEntry>) -> Result<String, String> {
+    let now = crate::clock::now_ms() / 1000;
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let (scope, question, _) = scoped(s, tenant, &e.request).ok_or("every request must end with a non-empty user turn")?;
+        out.push(StoreRequest { scope, question, embedding: e.embedding, answer: CachedAnswer { response: e.answer, stored_at: now } });
+    }
+    let body = serde_json::to_string(&(out, limits(s))).map_err(|e| e.to_string())?;
+    call(env, tenant, "/store", body).await.map_err(|e| e.to_string())
+}
+
+/// The tenant's cache size (`POST /internal/semantic-cache/stats`).
+pub async fn stats(env: &Env, tenant: &str) -> Result<String, String> {
+    call(env, tenant, "/stats", String::new()).await.map_err(|e| e.to_string())
+}
+
+/// Drops all of the tenant's entries (tenant deletion).
+pub async fn purge(env: &Env, tenant: &str) -> Result<String, String> {
+    call(env, tenant, "/purge", String::new()).await.map_err(|e| e.to_string())
+}
