@@ -166,7 +166,7 @@ async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: 
     };
 
     // 6b: semantic cache.
-    let (pending, lookup) = match semantic::lookup(&env, &s, &principal, &chat, cache_mode, semantic_threshold).await {
+    let (pending, lookup) = match semantic::lookup(&env, &s, &principal, &chat, cache_mode, semantic_threshold, &mut trace).await {
         Outcome::Hit { answer, similarity, age_s } => {
             trace.cache = "semantic";
             trace.cache_similarity = Some(similarity);

@@ -16,6 +16,9 @@ pub struct Trace {
     pub cache_age_s: Option<u64>,
     /// A semantic hit's cosine similarity.
     pub cache_similarity: Option<f32>,
+    /// Milliseconds the semantic lookup spent having the question embedded (home region)
+    /// and in the tenant's SemanticCache object: `Server-Timing: embed, semantic`.
+    pub semantic_ms: Option<(u64, u64)>,
     pub feature: Option<String>,
     /// `x-ratelimit-*` values from the limiter.
     pub limit_headers: Vec<(&'static str, String)>,
@@ -33,6 +36,7 @@ impl Trace {
             cache: "miss",
             cache_age_s: None,
             cache_similarity: None,
+            semantic_ms: None,
             feature: None,
             limit_headers: Vec::new(),
         }
@@ -55,6 +59,9 @@ impl Trace {
             cache.push_str(&format!("; age={age}"));
         }
         let _ = h.set("x-meridian-cache", &cache);
+        if let Some((embed, lookup)) = self.semantic_ms {
+            let _ = h.set("server-timing", &format!("embed;dur={embed}, semantic;dur={lookup}"));
+        }
         if let Some(p) = &self.provider {
             let _ = h.set("x-meridian-provider", p);
         }

@@ -78,5 +78,18 @@ print("| entries | load s | lookup p50 ms | p95 ms | p99 ms |\n|---|---|---|---|
 for k, v in r["regional_lookup"].items():
     lk = v["lookup"]
     print(f"| {k.split('_')[1]} | {v['load_s']} | {lk['p50_ms']} | {lk['p95_ms']} | {lk['p99_ms']} |")
-print("\nEdge (Durable Object) lookups: not built yet.")
+edge = json.load(open(sys.argv[3])) if len(sys.argv) > 3 else None
+if edge:
+    print("\nEdge (the Worker in workerd; the tenant's SemanticCache Durable Object; the question embedded by the EU backend's MiniLM, "
+          "cold embedding cache; every entry in the probes' scope; 100 probes per row, sequential; the Server-Timing parts are whole milliseconds as the Worker clock gives them):\n")
+    print("| entries | import s | hit probes served | hit end to end p50 / p95 / p99 ms | embed p50 / p95 | object lookup p50 / p95 / p99 | miss end to end (mock provider) p50 / p95 | miss object p50 / p95 | index MB in memory |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for k, v in edge.items():
+        h, m = v["hit"], v["miss"]
+        trio = lambda x: f"{x['p50_ms']} / {x['p95_ms']} / {x['p99_ms']}"
+        duo = lambda x: f"{x['p50_ms']} / {x['p95_ms']}"
+        print(f"| {k.split('_')[1]} | {v['import_s']} | {v['served']}/{v['hit_probes']} (miss probes served: {v['miss_probes_served']}) | {trio(h['end_to_end'])} | {duo(h['embed'])} | {trio(h['object'])} | "
+              f"{duo(m['end_to_end_with_mock_provider'])} | {duo(m['object'])} | {v['object_stats']['index_bytes'] / 1e6:.1f} |")
+else:
+    print("\nEdge lookups: not measured in this run.")
 print(f"\nChosen defaults: {json.dumps(choice)}")

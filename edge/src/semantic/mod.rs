@@ -19,6 +19,8 @@ use serde::Deserialize;
 use serde_json::json;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
 
+use crate::clock::now_ms;
+use crate::respond::Trace;
 use crate::settings::Settings;
 use wire::{Found, Limits, LookupRequest, StoreRequest};
 
@@ -105,13 +107,18 @@ fn scoped(s: &Settings, tenant: &str, chat: &ChatRequest) -> Option<(String, Str
 }
 
 /// Looks the request up; every failure of the cache itself is a miss, never an error.
-pub async fn lookup(env: &Env, s: &Settings, p: &Principal, chat: &ChatRequest, mode: Mode, requested: Option<f32>) -> Outcome {
+/// The time spent embedding and in the object goes to `trace` (`Server-Timing`).
+pub async fn lookup(env: &Env, s: &Settings, p: &Principal, chat: &ChatRequest, mode: Mode, requested: Option<f32>, trace: &mut Trace) -> Outcome {
     let cfg = s.config.semantic_cache;
     if !applies(&cfg, mode, chat) {
         return Outcome::skip();
     }
     let Some((scope_key, question, model)) = scoped(s, &p.tenant, chat) else { return Outcome::skip() };
-    let embedding = match embed(s, p, std::slice::from_ref(&question)).await {
+    let started = now_ms();
+    let embedded = embed(s, p, std::slice::from_ref(&question)).await;
+    let embed_ms = now_ms() - started;
+    trace.semantic_ms = Some((embed_ms, 0));
+    let embedding = match embedded {
         Ok(mut v) => v.remove(0),
         Err(e) => {
             worker::console_error!("semantic cache: embedding failed, treated as a miss: {e}");
@@ -131,10 +138,12 @@ pub async fn lookup(env: &Env, s: &Settings, p: &Principal, chat: &ChatRequest, 
         guard: cfg.guard,
         limits: limits(s),
     };
+    let started = now_ms();
     let found = match serde_json::to_string(&req) {
         Ok(body) => call(env, &p.tenant, "/lookup", body).await.and_then(|t| serde_json::from_str::<Found>(&t).map_err(|e| worker::Error::RustError(e.to_string()))),
         Err(e) => Err(e.into()),
     };
+    trace.semantic_ms = Some((embed_ms, now_ms() - started));
     match found {
         Ok(Found::Hit { answer, similarity, age_s }) => Outcome::Hit { answer, similarity, age_s },
         Ok(Found::Miss(l)) => Outcome::Miss { pending: Some(pending), lookup: Some(l) },
@@ -170,7 +179,7 @@ pub struct ImportEntry {
 /// Stores imported entries for `tenant` (scoped exactly as live requests are); returns
 /// the tenant's entry count.
 pub async fn import(env: &Env, s: &Settings, tenant: &str, entries: Vec<ImportEntry>) -> Result<String, String> {
-    let now = crate::clock::now_ms() / 1000;
+    let now = now_ms() / 1000;
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
         let (scope, question, _) = scoped(s, tenant, &e.request).ok_or("every request must end with a non-empty user turn")?;

@@ -337,6 +337,11 @@ semantic_cache: { enabled: true }
         assert!(c.contains("; age="), "{c}");
         assert_eq!(again, first, "the cached answer");
         assert_eq!(calls().await, 1, "no provider call for a hit");
+        let r = s.chat(&s.key_eu, json!({"model": "allowed", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How can I reset my password, please?"}]})).await;
+        let timing = header(r.headers(), "server-timing").to_string();
+        assert!(timing.starts_with("embed;dur=") && timing.contains(", semantic;dur="), "the lookup's parts are timed: {timing}");
+        assert!(header(r.headers(), "x-meridian-cache").starts_with("semantic"));
+        assert_eq!(calls().await, 1);
 
         // Replayed as SSE for a streaming request.
         let (c, streamed) = ask(&s, &s.key_eu, "how can i reset my password", true, &[]).await;
