@@ -5,7 +5,8 @@
 //! shortlisted rows and decides on their exact cosine (`semantic_index::pick`).
 //!
 //! Limits (entries, TTL) come with each call from the Worker's configuration. Expired and
-//! least-recently-used entries are deleted from the store as new ones arrive. The
+//! least-recently-used entries are deleted from the store as new ones arrive, and an
+//! alarm deletes expired ones when nothing arrives (the TTL is kept in the store for it). The
 //! embedding model is part of every scope; if the dimensions change (the tenant moved to
 //! another model) the old entries are useless and are all dropped.
 
@@ -30,7 +31,8 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS semantic_entries (
     scale REAL NOT NULL,
     answer TEXT NOT NULL,
     stored_at INTEGER NOT NULL,
-    last_used INTEGER NOT NULL)";
+    last_used INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS semantic_meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL)";
 
 #[durable_object]
 pub struct SemanticCache {
@@ -169,7 +171,32 @@ impl SemanticCache {
             let ids = chunk.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
             sql.exec(&format!("DELETE FROM semantic_entries WHERE id IN ({ids})"), None)?;
         }
+        sql.exec("INSERT OR REPLACE INTO semantic_meta (k, v) VALUES ('ttl_s', ?)", vec![SqlStorageValue::Integer(limits.ttl_s as i64)])?;
         Ok(self.index.borrow().as_ref().map_or(0, SemanticIndex::len))
+    }
+
+    /// Deletes expired rows; returns when the next entry expires, if any remain (s).
+    fn sweep(&self) -> Result<Option<u64>> {
+        let sql = self.sql();
+        sql.exec(SCHEMA, None)?;
+        let ttl = sql.exec("SELECT v FROM semantic_meta WHERE k = 'ttl_s'", None)?.raw().next().transpose()?.map(|r| int(&r[0]));
+        let Some(ttl) = ttl else { return Ok(None) };
+        let now = crate::clock::now_ms() / 1000;
+        sql.exec("DELETE FROM semantic_entries WHERE stored_at <= ?", vec![SqlStorageValue::Integer(now.saturating_sub(ttl) as i64)])?;
+        if let Some(ix) = self.index.borrow_mut().as_mut() {
+            ix.expire(now);
+        }
+        let oldest = sql.exec("SELECT min(stored_at) FROM semantic_entries", None)?.raw().next().transpose()?.filter(|r| !matches!(r[0], SqlStorageValue::Null)).map(|r| int(&r[0]));
+        Ok(oldest.map(|o| o + ttl))
+    }
+
+    /// Makes sure an alarm will sweep the store when its oldest entry expires.
+    async fn schedule_sweep(&self, ttl_s: u64) -> Result<()> {
+        let storage = self.state.storage();
+        if storage.get_alarm().await?.is_none() {
+            storage.set_alarm((ttl_s * 1000 + 1000) as i64).await?;
+        }
+        Ok(())
     }
 }
 
@@ -188,12 +215,16 @@ impl DurableObject for SemanticCache {
             "/store" => {
                 let (entries, limits): (Vec<StoreRequest>, Limits) = serde_json::from_str(&body).map_err(bad)?;
                 let n = self.store(entries, limits)?;
+                self.schedule_sweep(limits.ttl_s).await?;
                 Response::ok(format!("{{\"entries\":{n}}}"))
             }
             "/stats" => {
+                let sql = self.sql();
+                sql.exec(SCHEMA, None)?;
+                let rows = sql.exec("SELECT count(*) FROM semantic_entries", None)?.raw().next().transpose()?.map_or(0, |r| int(&r[0]));
                 let ix = self.index.borrow();
                 let (n, bytes) = ix.as_ref().map_or((0, 0), |ix| (ix.len(), ix.bytes()));
-                Response::ok(format!("{{\"entries\":{n},\"index_bytes\":{bytes},\"store_bytes\":{}}}", self.sql().database_size()))
+                Response::ok(format!("{{\"entries\":{n},\"stored_rows\":{rows},\"index_bytes\":{bytes},\"store_bytes\":{}}}", sql.database_size()))
             }
             "/purge" => {
                 self.sql().exec(SCHEMA, None)?;
@@ -205,5 +236,13 @@ impl DurableObject for SemanticCache {
             }
             other => Response::error(format!("no route {other}"), 404),
         }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        if let Some(next_s) = self.sweep()? {
+            let now_s = crate::clock::now_ms() / 1000;
+            self.state.storage().set_alarm((next_s.saturating_sub(now_s) * 1000 + 1000) as i64).await?;
+        }
+        Response::ok("swept")
     }
 }

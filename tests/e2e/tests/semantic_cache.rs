@@ -409,4 +409,27 @@ semantic_cache: { enabled: true }
         assert_eq!(c, "miss");
         assert_eq!(s.attempts("gpt-4o").await.len(), 8);
     }
+
+    #[tokio::test]
+    async fn expired_entries_are_deleted_from_the_object_s_store_by_its_alarm() {
+        let data = DataServices::start("eu").await;
+        let s = EdgeStack::start(EdgeSetup::models(&MODELS.replace("{ enabled: true }", "{ enabled: true, ttl_secs: 1 }")).with_eu_data(&data)).await;
+        let (c, _) = ask(&s, &s.key_eu, "How do I reset my password?", false, &[]).await;
+        assert_eq!(c, "miss");
+        let (_, v) = internal(&s, "/internal/semantic-cache/stats", INTERNAL_SECRET, json!({"tenant": "tenant-eu"})).await;
+        assert_eq!(v["stored_rows"], 1, "{v}");
+        // Bounded wait for the alarm (TTL 1 s, fired a second after it): no request arrives
+        // in between, so only the alarm can delete the row.
+        let mut rows = Value::Null;
+        for _ in 0..100 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            rows = internal(&s, "/internal/semantic-cache/stats", INTERNAL_SECRET, json!({"tenant": "tenant-eu"})).await.1["stored_rows"].clone();
+            if rows == 0 {
+                break;
+            }
+        }
+        assert_eq!(rows, 0, "the expired entry was deleted");
+        let (c, _) = ask(&s, &s.key_eu, "How can I reset my password?", false, &[]).await;
+        assert_eq!(c, "miss");
+    }
 }
