@@ -26,6 +26,7 @@ pub mod breaker;
 pub mod cache;
 pub mod config;
 pub mod failover;
+pub mod media;
 pub mod pricing;
 pub mod providers;
 pub mod relay;

@@ -4,12 +4,14 @@
 //! Every field is documented in `docs/CONFIG.md`.
 
 mod data_plane;
+mod media;
 mod semantic_cache;
 mod principals;
 mod schema;
 mod validate;
 
 pub use data_plane::*;
+pub use media::{MediaConfig, MediaDeployment, MediaLimits, MediaModel, QueueSettings};
 pub use semantic_cache::SemanticCacheSettings;
 pub use schema::*;
 pub use validate::ConfigError;

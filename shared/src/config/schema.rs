@@ -37,6 +37,9 @@ pub struct Config {
     pub data_plane: Option<super::DataPlaneConfig>,
     #[serde(default)]
     pub semantic_cache: super::SemanticCacheSettings,
+    /// Media generation (images, speech, transcription, video) as queued jobs.
+    #[serde(default)]
+    pub media: Option<super::MediaConfig>,
 }
 
 /// The edge Worker's own settings.

@@ -84,6 +84,9 @@ impl Config {
                 return Err(err(format!("routes.{name}.retry"), "max_attempts and max_attempts_per_deployment must be at least 1"));
             }
         }
+        if let Some((field, message)) = self.media.as_ref().and_then(|m| m.problems().into_iter().next()) {
+            return Err(err(field, message));
+        }
         let sc = &self.semantic_cache;
         if !(0.0 < sc.threshold && sc.threshold <= 1.0) {
             return Err(err("semantic_cache.threshold", "must be in (0, 1]"));
