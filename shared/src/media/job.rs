@@ -37,11 +37,7 @@ impl JobStatus {
     /// Whether a job may move from `self` to `to`.
     pub fn may_become(self, to: JobStatus) -> bool {
         use JobStatus::*;
-        match (self, to) {
-            (Queued, Running) | (Running, Queued) | (Running, Succeeded) | (Running, Failed) | (Queued, Failed) => true,
-            (Queued | Running, Cancelled) => true,
-            _ => false,
-        }
+        matches!((self, to), (Queued, Running) | (Running, Queued) | (Running, Succeeded) | (Running, Failed) | (Queued, Failed) | (Queued | Running, Cancelled))
     }
 }
 
