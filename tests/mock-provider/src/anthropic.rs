@@ -92,7 +92,11 @@ pub fn stream(r: &Reply, faults: Faults) -> Response {
     let mut tokens = Vec::new();
     let stop = match &r.tool {
         Some(name) => {
-            head.push(event("content_block_start", &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": format!("toolu_{}", r.id), "name": name, "input": {}}}), 5));
+            head.push(event(
+                "content_block_start",
+                &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": format!("toolu_{}", r.id), "name": name, "input": {}}}),
+                5,
+            ));
             head.push(Bytes::from_static(b"event: ping\ndata: {\"type\": \"ping\"}\n\n"));
             for piece in ["", "{\"city\": ", "\"Paris\"}"] {
                 tokens.push(event("content_block_delta", &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": piece}}), 2));

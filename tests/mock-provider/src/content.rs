@@ -4,9 +4,7 @@
 
 use serde_json::Value;
 
-const WORDS: &[&str] = &[
-    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima", "mike", "november", "oscar", "papa",
-];
+const WORDS: &[&str] = &["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima", "mike", "november", "oscar", "papa"];
 
 fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
@@ -19,7 +17,11 @@ pub fn answer_tokens(question: &str, n: usize) -> Vec<String> {
         .map(|i| {
             h = h.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let w = WORDS[(h >> 33) as usize % WORDS.len()];
-            if i == 0 { format!("Mock{w}") } else { format!(" {w}") }
+            if i == 0 {
+                format!("Mock{w}")
+            } else {
+                format!(" {w}")
+            }
         })
         .collect()
 }

@@ -43,6 +43,10 @@ pub struct Faults {
     pub tool_call: bool,
     /// Serve this file verbatim.
     pub replay: Option<String>,
+    /// Video tasks: how long the task runs before it succeeds (or fails).
+    pub task_ms: Option<u64>,
+    /// Video tasks: end in FAILED.
+    pub task_fail: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,6 +95,8 @@ impl Faults {
                 "content_policy" => self.content_policy = true,
                 "tool_call" => self.tool_call = true,
                 "replay" => self.replay = Some(v.to_string()),
+                "task_ms" => self.task_ms = Some(num(k, v)?),
+                "task_fail" => self.task_fail = true,
                 other => return Err(format!("unknown fault directive {other:?}")),
             }
         }

@@ -50,7 +50,9 @@ pub fn turns(body: &Value) -> Vec<(String, String)> {
 pub fn error(kind: ErrorKind, extra: Vec<(&'static str, String)>) -> Response {
     let (code, status, message) = match kind {
         ErrorKind::ContextLength => (400, "INVALID_ARGUMENT", "The input token count (210000) exceeds the maximum number of tokens allowed (1048576)."),
-        ErrorKind::MissingKey => (403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API."),
+        ErrorKind::MissingKey => {
+            (403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.")
+        }
         ErrorKind::InvalidKey => (400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key."),
         ErrorKind::BadRequest | ErrorKind::ContentPolicy => (400, "INVALID_ARGUMENT", "Invalid JSON payload received."),
         ErrorKind::Status(429) => (429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please check your plan and billing details."),

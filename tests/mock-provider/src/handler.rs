@@ -73,13 +73,7 @@ fn system_text(wire: Wire, body: &Value) -> String {
 async fn preflight(st: &crate::State, req: &Request, headers: &HeaderMap, reset: &ResetHandle, query_key: Option<&str>) -> Result<Faults, Response> {
     let (model, spec) = split_model(&req.model_full);
     let mut f = Faults { tokens: Some(st.tokens), ..Default::default() };
-    let parsed = st
-        .faults
-        .get(model)
-        .map(|s| f.parse_into(s))
-        .transpose()
-        .and_then(|_| f.parse_into(spec))
-        .and_then(|_| header(headers, "x-mock-fault").map(|s| f.parse_into(s)).transpose());
+    let parsed = st.faults.get(model).map(|s| f.parse_into(s)).transpose().and_then(|_| f.parse_into(spec)).and_then(|_| header(headers, "x-mock-fault").map(|s| f.parse_into(s)).transpose());
     if let Err(e) = parsed {
         let mut r = error(req.wire, ErrorKind::Status(400), vec![]);
         *r.body_mut() = axum::body::Body::from(json!({"mock_error": e}).to_string());
@@ -162,11 +156,7 @@ fn reply(st: &crate::State, req: &Request, f: &Faults, include_usage: bool) -> R
         Wire::Gemini => req.body.get("tools").is_some(),
         _ => req.body.get("tools").and_then(Value::as_array).is_some_and(|t| !t.is_empty()),
     };
-    let tool = if (f.tool_call || tools_offered) && !a.after_tool && req.body.get("tool_choice").and_then(Value::as_str) != Some("none") {
-        first_tool_name(req)
-    } else {
-        None
-    };
+    let tool = if (f.tool_call || tools_offered) && !a.after_tool && req.body.get("tool_choice").and_then(Value::as_str) != Some("none") { first_tool_name(req) } else { None };
     let reasoning = if model.contains("reasoner") { vec!["Thinking".to_string(), " briefly.".to_string()] } else { Vec::new() };
     let tokens = remaining_tokens(&a, n);
     let id = format!("mock{:x}", rand::thread_rng().gen::<u64>());
@@ -202,7 +192,11 @@ async fn answer(st: &crate::State, req: Request, headers: &HeaderMap, reset: &Re
     if let Some(d) = f.ttft {
         tokio::time::sleep(d).await;
     }
-    if anthropic { anthropic::complete(&r) } else { openai::complete(&r) }
+    if anthropic {
+        anthropic::complete(&r)
+    } else {
+        openai::complete(&r)
+    }
 }
 
 fn chat_request(wire: Wire, body: Value, path: String, turns: fn(&Value) -> Vec<(String, String)>) -> Request {
@@ -246,14 +240,7 @@ pub struct GeminiQuery {
     key: Option<String>,
 }
 
-pub async fn gemini(
-    State(st): AppState,
-    ConnectInfo(reset): ConnectInfo<ResetHandle>,
-    Path(model_action): Path<String>,
-    Query(q): Query<GeminiQuery>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn gemini(State(st): AppState, ConnectInfo(reset): ConnectInfo<ResetHandle>, Path(model_action): Path<String>, Query(q): Query<GeminiQuery>, headers: HeaderMap, body: Bytes) -> Response {
     let Some((model, action)) = model_action.rsplit_once(':') else {
         return gemini::error(ErrorKind::Status(404), vec![]);
     };
@@ -290,14 +277,7 @@ pub async fn openai_embeddings(State(st): AppState, ConnectInfo(reset): ConnectI
         Ok(b) => b,
         Err(r) => return r,
     };
-    let req = Request {
-        wire: Wire::Openai,
-        model_full: body.get("model").and_then(Value::as_str).unwrap_or("").to_string(),
-        stream: false,
-        turns: Vec::new(),
-        path: "/v1/embeddings".into(),
-        body,
-    };
+    let req = Request { wire: Wire::Openai, model_full: body.get("model").and_then(Value::as_str).unwrap_or("").to_string(), stream: false, turns: Vec::new(), path: "/v1/embeddings".into(), body };
     if let Err(r) = preflight(&st, &req, &headers, &reset, None).await {
         return r;
     }

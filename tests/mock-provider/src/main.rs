@@ -1,5 +1,7 @@
 //! `meridian-mock`: a fast, deterministic, fault-injecting stand-in for the OpenAI,
-//! Anthropic and Gemini APIs, speaking each wire format exactly.
+//! Anthropic and Gemini APIs, speaking each wire format exactly — and for the media
+//! providers (OpenAI images/speech/transcription, Stability, ElevenLabs, a Runway-style
+//! video task API), answering with real PNG, MP3, WAV and MP4 files (`media`).
 //!
 //! ```text
 //! meridian-mock --listen 127.0.0.1:0      # prints "meridian-mock listening on http://ADDR"
@@ -18,6 +20,7 @@ mod content;
 mod faults;
 mod gemini;
 mod handler;
+mod media;
 mod openai;
 mod script;
 mod wire;
@@ -54,6 +57,8 @@ pub struct State {
     pub log: attempts::Log,
     pub faults: HashMap<String, String>,
     pub tokens: usize,
+    /// Video tasks by id.
+    pub tasks: std::sync::Mutex<HashMap<String, media::VideoTask>>,
 }
 
 #[global_allocator]
@@ -69,7 +74,7 @@ async fn main() {
         }
         None => HashMap::new(),
     };
-    let state = Arc::new(State { jwks: args.jwks, log: attempts::Log::new(), faults, tokens: args.tokens });
+    let state = Arc::new(State { jwks: args.jwks, log: attempts::Log::new(), faults, tokens: args.tokens, tasks: Default::default() });
     let app = Router::new()
         .route("/v1/chat/completions", post(handler::openai_chat))
         .route("/chat/completions", post(handler::openai_chat))
@@ -77,6 +82,14 @@ async fn main() {
         .route("/v1/models", get(handler::models))
         .route("/v1/messages", post(handler::anthropic_messages))
         .route("/v1beta/models/{*model_action}", post(handler::gemini))
+        .route("/v1/images/generations", post(media::openai_images))
+        .route("/v1/audio/speech", post(media::openai_speech))
+        .route("/v1/audio/transcriptions", post(media::openai_transcriptions))
+        .route("/v1/generation/{engine}/text-to-image", post(media::stability_text_to_image))
+        .route("/v1/text-to-speech/{voice}", post(media::elevenlabs_speech))
+        .route("/v1/text_to_video", post(media::runway_submit))
+        .route("/v1/tasks/{id}", get(media::runway_task))
+        .route("/_mock/media/{file}", get(media::runway_download))
         .route("/_mock/attempts", get(handler::list_attempts).delete(handler::clear_attempts))
         .route("/_idp/jwks.json", get(handler::jwks))
         .route("/healthz", get(|| async { "ok" }))

@@ -49,8 +49,16 @@ pub fn error(kind: ErrorKind, headers: Vec<(&'static str, String)>) -> Response 
             None,
             Some("content_policy_violation"),
         ),
-        ErrorKind::MissingKey => (401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", "invalid_request_error", None, None),
-        ErrorKind::InvalidKey => (401, "Incorrect API key provided: invalid. You can find your API key at https://platform.openai.com/account/api-keys.", "invalid_request_error", None, Some("invalid_api_key")),
+        ErrorKind::MissingKey => (
+            401,
+            "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            "invalid_request_error",
+            None,
+            None,
+        ),
+        ErrorKind::InvalidKey => {
+            (401, "Incorrect API key provided: invalid. You can find your API key at https://platform.openai.com/account/api-keys.", "invalid_request_error", None, Some("invalid_api_key"))
+        }
         ErrorKind::BadRequest => (400, "We could not parse the JSON body of your request.", "invalid_request_error", None, None),
         ErrorKind::Status(429) => (429, "Rate limit reached for requests. Please try again in 1s.", "requests", None, Some("rate_limit_exceeded")),
         ErrorKind::Status(s) if s >= 500 => (s, "The server had an error while processing your request. Sorry about that!", "server_error", None, None),

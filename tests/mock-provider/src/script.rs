@@ -87,4 +87,3 @@ pub fn body(script: Script, faults: Faults) -> Body {
     tokio::spawn(play(script, faults, tx));
     Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) }))
 }
-
