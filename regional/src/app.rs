@@ -26,8 +26,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::gateway::{auth, chat, embeddings, models, observe, ratelimit};
-use crate::{admin, chatbots, health, knowledge};
 use crate::state::SharedState;
+use crate::{admin, chatbots, health, jobs, knowledge};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -49,6 +49,13 @@ pub fn router(st: SharedState, metrics: PrometheusHandle) -> Router {
         .route("/v1/chatbots", post(chatbots::manage::create).get(chatbots::manage::list))
         .route("/v1/chatbots/{id}", get(chatbots::manage::get))
         .route("/v1/chatbots/{id}/chat", post(chatbots::chat::handle))
+        .route("/v1/images/generations", post(jobs::create::images))
+        .route("/v1/audio/speech", post(jobs::create::speech))
+        .route("/v1/audio/transcriptions", post(jobs::create::transcriptions))
+        .route("/v1/videos/generations", post(jobs::create::videos))
+        .route("/v1/jobs", get(jobs::read::list))
+        .route("/v1/jobs/stream", get(jobs::notify::stream))
+        .route("/v1/jobs/{id}", get(jobs::read::get).delete(jobs::read::cancel))
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::from_fn(observe::layer))

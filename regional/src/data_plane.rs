@@ -15,6 +15,26 @@ use meridian_regional::rag::answer::Retriever;
 use meridian_regional::rag::ingest::Ingestor;
 use meridian_shared::config::{Config, DataPlaneConfig, EmbeddingModel, TenantConfig};
 
+/// The stores alone (what a media worker needs): PostgreSQL with migrations applied,
+/// the object store with its bucket, and the master key.
+pub struct Stores {
+    pub db: Db,
+    pub objects: ObjectStore,
+    pub keyring: Keyring,
+}
+
+impl Stores {
+    pub async fn open(dp: &DataPlaneConfig) -> Result<Stores, String> {
+        let keyring = Keyring::from_hex(&env(&dp.master_key_env).map_err(|e| format!("data_plane.master_key_env: {e}"))?).map_err(|e| format!("data_plane.master_key_env: {e}"))?;
+        let url = env(&dp.database_url_env).map_err(|e| format!("data_plane.database_url_env: {e}"))?;
+        let db = Db::connect(&url, dp.database_max_connections).await.map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+        db.migrate().await.map_err(|e| format!("migrations failed: {e}"))?;
+        let objects = ObjectStore::new(&dp.objects, |v| std::env::var(v).ok()).map_err(|e| e.to_string())?;
+        objects.ensure_bucket().await.map_err(|e| format!("bucket {}: {e}", dp.objects.bucket))?;
+        Ok(Stores { db, objects, keyring })
+    }
+}
+
 pub struct DataPlane {
     pub db: Db,
     pub objects: ObjectStore,
@@ -32,18 +52,13 @@ impl DataPlane {
     /// the config's tenants homed in this region.
     pub async fn open(cfg: &Config, dp: &DataPlaneConfig) -> Result<DataPlane, String> {
         let region = cfg.server.region.as_str();
-        let keyring = Keyring::from_hex(&env(&dp.master_key_env).map_err(|e| format!("data_plane.master_key_env: {e}"))?).map_err(|e| format!("data_plane.master_key_env: {e}"))?;
-        let url = env(&dp.database_url_env).map_err(|e| format!("data_plane.database_url_env: {e}"))?;
-        let db = Db::connect(&url, dp.database_max_connections).await.map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
-        db.migrate().await.map_err(|e| format!("migrations failed: {e}"))?;
+        let Stores { db, objects, keyring } = Stores::open(dp).await?;
         let homed: Vec<&TenantConfig> = cfg.tenants.iter().filter(|t| t.region.as_str() == region).collect();
         for t in &homed {
             db.create_tenant(&t.id, region).await.map_err(|e| format!("registering tenant {}: {e}", t.id))?;
             let keys: Vec<ApiKeyRow> = t.api_keys.iter().map(|k| ApiKeyRow { name: k.name.clone(), sha256: hex::decode(&k.sha256).unwrap_or_default(), roles: k.roles.clone() }).collect();
             db.sync_api_keys(&t.id, &keys).await.map_err(|e| format!("mirroring tenant {}'s API keys: {e}", t.id))?;
         }
-        let objects = ObjectStore::new(&dp.objects, |v| std::env::var(v).ok()).map_err(|e| e.to_string())?;
-        objects.ensure_bucket().await.map_err(|e| format!("bucket {}: {e}", dp.objects.bucket))?;
         // Only the models this region's tenants use (an English-only region never loads E5).
         let mut wanted: Vec<EmbeddingModel> = homed.iter().map(|t| t.embedding_model()).collect();
         if wanted.is_empty() {

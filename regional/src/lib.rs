@@ -3,6 +3,7 @@
 pub mod crypto;
 pub mod db;
 pub mod embed;
+pub mod media;
 pub mod objects;
 pub mod rag;
 pub mod semantic_cache;

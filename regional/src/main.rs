@@ -9,7 +9,9 @@ mod data_plane;
 mod gateway;
 mod health;
 mod internal;
+mod jobs;
 mod knowledge;
+mod media_plane;
 mod observability;
 mod state;
 mod usage;
@@ -39,6 +41,18 @@ enum Command {
         /// Overrides `server.listen`.
         #[arg(long)]
         listen: Option<String>,
+    },
+    /// Run media jobs of one queue (`image`, `audio` or `video`) until SIGTERM; scale by
+    /// running more. Needs `media:` and `data_plane:` (PostgreSQL, Redis, object store).
+    Worker {
+        #[arg(long, env = "MERIDIAN_CONFIG")]
+        config: PathBuf,
+        /// The queue: image, audio or video.
+        #[arg(long)]
+        media: String,
+        /// Concurrent jobs in this process.
+        #[arg(long, default_value_t = 1)]
+        concurrency: u32,
     },
     /// Print the SHA-256 digest of an API key, for `tenants[].api_keys[].sha256`.
     HashKey { key: String },
@@ -91,12 +105,27 @@ async fn main() {
             if let Some(dp) = state.config.data_plane.clone() {
                 let opened = data_plane::DataPlane::open(&state.config, &dp).await.unwrap_or_else(|e| fail(&format!("data plane: {e}")));
                 state.data = Some(Arc::new(opened));
+                if state.config.media.is_some() {
+                    let media = media_plane::MediaPlane::open(&state.config, &dp).await.unwrap_or_else(|e| fail(&format!("media: {e}")));
+                    state.media = Some(Arc::new(media));
+                }
+            } else if state.config.media.is_some() {
+                fail("media: needs a data_plane section (PostgreSQL, Redis, object store)");
             }
             let state = Arc::new(state);
             usage::start(10_000, state.usage.clone(), state.data.as_ref().map(|d| d.db.clone()));
-            let listener = tokio::net::TcpListener::bind(&state.config.server.listen)
-                .await
-                .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", state.config.server.listen)));
+            let (workers_stop, workers_stopped) = tokio::sync::watch::channel(false);
+            let in_process = state.config.media.as_ref().map_or(0, |m| m.queue.in_process_workers);
+            let mut worker_tasks = Vec::new();
+            if in_process > 0 {
+                let cfg = Arc::new(state.config.clone());
+                for q in media_plane::QUEUES {
+                    for w in start_workers(cfg.clone(), q, in_process).await {
+                        worker_tasks.push(tokio::spawn(w.run(workers_stopped.clone())));
+                    }
+                }
+            }
+            let listener = tokio::net::TcpListener::bind(&state.config.server.listen).await.unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", state.config.server.listen)));
             let addr = listener.local_addr().expect("bound address");
             println!("meridian-regional ({}) listening on http://{addr}", state.config.server.region.as_str());
             tracing::info!(%addr, region = state.config.server.region.as_str(), "listening");
@@ -115,6 +144,60 @@ async fn main() {
                 r = server => if let Err(e) = r { fail(&format!("server error: {e}")) },
                 _ = deadline => tracing::warn!("drain timeout reached; closing remaining streams"),
             }
+            let _ = workers_stop.send(true);
+            for t in worker_tasks {
+                let _ = t.await;
+            }
+        }
+        Command::Worker { config, media, concurrency } => {
+            observability::init_logs();
+            let cfg = Arc::new(load(&config));
+            if !media_plane::QUEUES.contains(&media.as_str()) {
+                fail(&format!("--media must be one of {}", media_plane::QUEUES.join(", ")));
+            }
+            let dp = cfg.data_plane.clone().unwrap_or_else(|| fail("a worker needs a data_plane section"));
+            let stores = data_plane::Stores::open(&dp).await.unwrap_or_else(|e| fail(&format!("data plane: {e}")));
+            usage::start(10_000, Default::default(), Some(stores.db.clone()));
+            let queue = media_plane::QUEUES.into_iter().find(|q| *q == media).expect("checked above");
+            let workers = start_workers(cfg.clone(), queue, concurrency.max(1)).await;
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let tasks: Vec<_> = workers.into_iter().map(|w| tokio::spawn(w.run(stopped.clone()))).collect();
+            println!("meridian-regional worker ({}) listening on queue {queue}", cfg.server.region.as_str());
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing or returning jobs in hand");
+            let _ = stop.send(true);
+            for t in tasks {
+                let _ = t.await;
+            }
         }
     }
+}
+
+/// `n` workers of `queue`, each its own consumer of the group.
+async fn start_workers(cfg: Arc<Config>, queue: &'static str, n: u32) -> Vec<meridian_regional::media::worker::Worker> {
+    let Some(dp) = cfg.data_plane.clone() else { fail("media workers need a data_plane section") };
+    if cfg.media.is_none() {
+        fail("media workers need a media section");
+    }
+    let stores = data_plane::Stores::open(&dp).await.unwrap_or_else(|e| fail(&format!("data plane: {e}")));
+    let url = media_plane::redis_url(&dp).unwrap_or_else(|e| fail(&e));
+    let redis = meridian_regional::media::queue::connect(&url).await.unwrap_or_else(|e| fail(&format!("cannot connect to Redis: {e}")));
+    let queues = meridian_regional::media::queue::Queue::new(redis, cfg.server.region.as_str());
+    queues.ensure_group(queue).await.unwrap_or_else(|e| fail(&format!("media queue {queue}: {e}")));
+    let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().expect("HTTP client builds");
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    let keyring = Arc::new(stores.keyring);
+    (0..n)
+        .map(|i| meridian_regional::media::worker::Worker {
+            name: format!("{host}-{}-{queue}-{i}", std::process::id()),
+            queue,
+            queues: queues.clone(),
+            db: stores.db.clone(),
+            keyring: keyring.clone(),
+            objects: stores.objects.clone(),
+            config: cfg.clone(),
+            http: http.clone(),
+            usage: Arc::new(usage::emit),
+        })
+        .collect()
 }

@@ -1,7 +1,9 @@
-//! Object storage (S3 or any S3-compatible server) for original documents and, later,
-//! generated media. One bucket per region; every key is under the tenant's prefix
+//! Object storage (S3 or any S3-compatible server) for original documents and generated
+//! media. One bucket per region; every key is under the tenant's prefix
 //! (`tenants/{tenant}/...`), built here and nowhere else, so no caller can write outside
-//! its tenant. Bytes are sealed with the tenant's data key before they leave the process.
+//! its tenant. Documents and uploads are sealed with the tenant's data key before they
+//! leave the process; generated media are stored as they are (clients download them with
+//! presigned URLs).
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation};
 use aws_sdk_s3::primitives::ByteStream;
@@ -61,7 +63,11 @@ impl ObjectStore {
             Ok(_) => Ok(()),
             Err(e) => {
                 let owned = e.as_service_error().map(|s| s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()).unwrap_or(false);
-                if owned { Ok(()) } else { Err(s3_err(e)) }
+                if owned {
+                    Ok(())
+                } else {
+                    Err(s3_err(e))
+                }
             }
         }
     }
@@ -73,10 +79,22 @@ impl ObjectStore {
 
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, ObjectError> {
         let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| {
-            if e.as_service_error().map(|s| s.is_no_such_key()).unwrap_or(false) { ObjectError::NotFound(key.to_string()) } else { s3_err(e) }
+            if e.as_service_error().map(|s| s.is_no_such_key()).unwrap_or(false) {
+                ObjectError::NotFound(key.to_string())
+            } else {
+                s3_err(e)
+            }
         })?;
         let body = out.body.collect().await.map_err(|e| ObjectError::S3(e.to_string()))?;
         Ok(body.into_bytes().to_vec())
+    }
+
+    /// A time-limited GET URL for `key` (media results go to clients this way, straight
+    /// from the region's object store).
+    pub async fn presign_get(&self, key: &str, ttl: std::time::Duration) -> Result<String, ObjectError> {
+        let cfg = aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl).map_err(|e| ObjectError::Config(e.to_string()))?;
+        let req = self.client.get_object().bucket(&self.bucket).key(key).presigned(cfg).await.map_err(s3_err)?;
+        Ok(req.uri().to_string())
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), ObjectError> {

@@ -25,6 +25,8 @@ pub struct AppState {
     pub usage: std::sync::Arc<crate::usage::UsageStore>,
     /// RAG and documents; `None` in a region configured without `data_plane:`.
     pub data: Option<Arc<crate::data_plane::DataPlane>>,
+    /// Media job queues and event hub; `None` without `media:`.
+    pub media: Option<Arc<crate::media_plane::MediaPlane>>,
     started: Instant,
 }
 
@@ -54,7 +56,7 @@ impl AppState {
             Some(var) => Some(std::env::var(var).map_err(|_| format!("server.internal_secret_env: environment variable {var} is not set"))?),
             None => None,
         };
-        Ok(AppState { router, prices: PriceTable::default(), clients, keys, limiter, internal_secret, usage: Default::default(), data: None, started: Instant::now(), config })
+        Ok(AppState { router, prices: PriceTable::default(), clients, keys, limiter, internal_secret, usage: Default::default(), data: None, media: None, started: Instant::now(), config })
     }
 
     /// Monotonic milliseconds since start: the clock handed to the sans-I/O core.

@@ -40,9 +40,14 @@ pub struct UsageEvent {
 impl UsageEvent {
     /// An event for `p`'s request handled `via` a host, before anything answered.
     pub fn for_principal(p: &crate::auth::Principal, via: &str, feature: Option<String>) -> UsageEvent {
+        UsageEvent::for_user(&p.tenant, &p.key_name, via, feature)
+    }
+
+    /// An event for `user` of `tenant` (a job run later, without the caller's principal).
+    pub fn for_user(tenant: &str, user: &str, via: &str, feature: Option<String>) -> UsageEvent {
         UsageEvent {
-            tenant: p.tenant.clone(),
-            user: p.key_name.clone(),
+            tenant: tenant.to_string(),
+            user: user.to_string(),
             feature,
             deployment: String::new(),
             provider: String::new(),

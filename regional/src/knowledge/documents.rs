@@ -3,8 +3,8 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Uri};
 use axum::http::StatusCode;
+use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use meridian_regional::objects::ObjectStore;
@@ -15,10 +15,10 @@ use serde_json::json;
 use sqlx::types::Uuid;
 
 use super::{context, errors, parse_id, Caller};
-use axum::body::Bytes;
 use crate::gateway::error::ApiError;
 use crate::gateway::request;
 use crate::state::SharedState;
+use axum::body::Bytes;
 
 /// Room for multipart boundaries and headers on top of the document limit.
 const MULTIPART_SLACK: usize = 64 * 1024;
@@ -50,21 +50,19 @@ struct Upload {
 }
 
 async fn read_multipart(body: Bytes, boundary: String) -> Result<Upload, GatewayError> {
-    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
-    let mut mp = multer::Multipart::new(stream, boundary);
     let mut up = Upload { bytes: Bytes::new(), media_type: None, file_name: None, title: None, language: None };
     let mut have_file = false;
-    let bad = |e: multer::Error| GatewayError::invalid(format!("malformed multipart body: {e}"));
-    while let Some(field) = mp.next_field().await.map_err(bad)? {
-        match field.name().unwrap_or("") {
+    let text = |b: Bytes| String::from_utf8(b.to_vec()).map_err(|_| GatewayError::invalid("form fields must be UTF-8"));
+    for part in request::multipart_parts(body, boundary).await? {
+        match part.name.as_str() {
             "file" => {
-                up.file_name = field.file_name().map(str::to_string);
-                up.media_type = field.content_type().map(|m| m.to_string());
-                up.bytes = field.bytes().await.map_err(bad)?;
+                up.file_name = part.file_name;
+                up.media_type = part.content_type;
+                up.bytes = part.bytes;
                 have_file = true;
             }
-            "title" => up.title = Some(field.text().await.map_err(bad)?),
-            "language" => up.language = Some(field.text().await.map_err(bad)?),
+            "title" => up.title = Some(text(part.bytes)?),
+            "language" => up.language = Some(text(part.bytes)?),
             other => return Err(GatewayError::invalid_param(format!("unknown form field {other:?}: send file, title, language"), other.to_string())),
         }
     }
@@ -112,8 +110,11 @@ pub async fn list(State(st): State<SharedState>, Path(kb): Path<String>, who: Op
         if !exists {
             return Err(GatewayError::ResourceNotFound(format!("knowledge base {kb_id} does not exist")).into());
         }
-        let rows: Vec<DocumentRow> =
-            sqlx::query_as("SELECT id, title, media_type, bytes, language, source_url, chunk_count FROM documents WHERE kb_id = $1 ORDER BY created_at, id").bind(kb_id).fetch_all(&mut *tx).await.map_err(errors::sql)?;
+        let rows: Vec<DocumentRow> = sqlx::query_as("SELECT id, title, media_type, bytes, language, source_url, chunk_count FROM documents WHERE kb_id = $1 ORDER BY created_at, id")
+            .bind(kb_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(errors::sql)?;
         let data: Vec<_> = rows
             .into_iter()
             .map(|d| json!({"id": d.id, "object": "document", "title": d.title, "media_type": d.media_type, "bytes": d.bytes, "language": d.language, "source_url": d.source_url, "chunks": d.chunk_count}))
@@ -130,7 +131,8 @@ pub async fn delete(State(st): State<SharedState>, Path((kb, doc)): Path<(String
         let (kb_id, doc_id) = (parse_id("knowledge base", &kb)?, parse_id("document", &doc)?);
         let mut tx = dp.db.tenant_tx(&p.tenant).await.map_err(errors::sql)?;
         meridian_regional::rag::keywords::unindex_document(&mut tx, doc_id).await.map_err(errors::sql)?;
-        let key: Option<String> = sqlx::query_scalar("DELETE FROM documents WHERE id = $1 AND kb_id = $2 RETURNING object_key").bind(doc_id).bind(kb_id).fetch_optional(&mut *tx).await.map_err(errors::sql)?;
+        let key: Option<String> =
+            sqlx::query_scalar("DELETE FROM documents WHERE id = $1 AND kb_id = $2 RETURNING object_key").bind(doc_id).bind(kb_id).fetch_optional(&mut *tx).await.map_err(errors::sql)?;
         let Some(key) = key else {
             return Err(GatewayError::ResourceNotFound(format!("document {doc_id} does not exist in knowledge base {kb_id}")).into());
         };

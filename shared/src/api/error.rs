@@ -35,6 +35,10 @@ pub enum GatewayError {
     ResourceNotFound(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The request conflicts with the resource's state (an idempotency key reused with
+    /// another request, cancelling a finished job).
+    #[error("{0}")]
+    Conflict(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{message}")]
@@ -70,6 +74,7 @@ impl GatewayError {
             GatewayError::Forbidden(_) => 403,
             GatewayError::NotFound(_) | GatewayError::ResourceNotFound(_) => 404,
             GatewayError::UnsupportedMediaType(_) => 415,
+            GatewayError::Conflict(_) => 409,
             GatewayError::PayloadTooLarge { .. } => 413,
             GatewayError::RateLimited { .. } => 429,
             GatewayError::Upstream { status, .. } => *status,
@@ -87,6 +92,7 @@ impl GatewayError {
             GatewayError::NotFound(_) => ("invalid_request_error", Some("model_not_found".into())),
             GatewayError::ResourceNotFound(_) => ("invalid_request_error", Some("not_found".into())),
             GatewayError::UnsupportedMediaType(_) => ("invalid_request_error", Some("unsupported_media_type".into())),
+            GatewayError::Conflict(_) => ("invalid_request_error", Some("conflict".into())),
             GatewayError::PayloadTooLarge { .. } => ("invalid_request_error", Some("request_too_large".into())),
             GatewayError::RateLimited { .. } => ("rate_limit_error", Some("rate_limit_exceeded".into())),
             GatewayError::ContextLengthExceeded { .. } => ("invalid_request_error", Some("context_length_exceeded".into())),
@@ -119,10 +125,9 @@ impl GatewayError {
             ErrorClass::BadRequest => GatewayError::InvalidRequest { message: who("the provider rejected the request"), param: None, code: None },
             ErrorClass::ContextLength => GatewayError::ContextLengthExceeded { message: e.message.clone() },
             ErrorClass::ContentPolicy => GatewayError::ContentPolicy { message: who("the provider refused the content") },
-            ErrorClass::RateLimited { retry_after_ms } => GatewayError::RateLimited {
-                message: who("every deployment for this model is rate limited"),
-                retry_after_secs: retry_after_ms.map(|ms| ms.div_ceil(1000)).unwrap_or(1),
-            },
+            ErrorClass::RateLimited { retry_after_ms } => {
+                GatewayError::RateLimited { message: who("every deployment for this model is rate limited"), retry_after_secs: retry_after_ms.map(|ms| ms.div_ceil(1000)).unwrap_or(1) }
+            }
             ErrorClass::Timeout(k) => GatewayError::Timeout(format!("the provider did not answer in time ({} timeout): {}", k.as_str(), e.message)),
             ErrorClass::Auth | ErrorClass::NotFound => GatewayError::Upstream { status: 502, message: who("the gateway's provider credentials or deployment are misconfigured") },
             ErrorClass::Transient | ErrorClass::StreamBroken { .. } => GatewayError::Upstream { status: 502, message: who("the provider failed") },

@@ -78,6 +78,9 @@ pub struct QueueSettings {
     pub sync_timeout_ms: u64,
     /// How long a worker asked to stop waits for its current job before returning it.
     pub shutdown_grace_ms: u64,
+    /// Workers per queue inside `meridian-regional serve` (0: run `meridian-regional
+    /// worker --media …` processes instead, scaled independently).
+    pub in_process_workers: u32,
 }
 
 impl Default for QueueSettings {
@@ -92,6 +95,7 @@ impl Default for QueueSettings {
             poll_interval_ms: 2_000,
             sync_timeout_ms: 60_000,
             shutdown_grace_ms: 30_000,
+            in_process_workers: 0,
         }
     }
 }

@@ -297,6 +297,9 @@ pub struct TenantConfig {
     /// This tenant's semantic-cache threshold, instead of `semantic_cache.threshold`.
     #[serde(default)]
     pub semantic_cache_threshold: Option<f32>,
+    /// Where finished media jobs are announced (signed; see docs/CONFIG.md).
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
 }
 
 fn english() -> Vec<String> {
@@ -323,4 +326,19 @@ pub struct ApiKeyConfig {
     /// Roles of this key; none means limited only by the tenant.
     #[serde(default)]
     pub roles: Option<Vec<String>>,
+}
+
+/// A tenant's webhook: events are POSTed to `url`, signed with the secret in `secret_env`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub secret_env: String,
+    /// Tries per event.
+    #[serde(default = "webhook_attempts")]
+    pub attempts: u32,
+}
+
+fn webhook_attempts() -> u32 {
+    5
 }

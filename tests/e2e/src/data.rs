@@ -37,6 +37,20 @@ impl DataServices {
         )
     }
 
+    /// Every object key under `prefix` in this region's bucket.
+    pub async fn s3_keys(&self, prefix: &str) -> Vec<String> {
+        let cfg = meridian_shared::config::ObjectStoreConfig {
+            endpoint: Some(self.s3.endpoint()),
+            bucket: self.bucket.clone(),
+            region: "us-east-1".into(),
+            access_key_env: "A".into(),
+            secret_key_env: "S".into(),
+            path_style: true,
+        };
+        let store = meridian_regional::objects::ObjectStore::new(&cfg, |v| Some(if v == "A" { self.s3.access_key.clone() } else { self.s3.secret_key.clone() })).unwrap();
+        store.list(prefix).await.unwrap_or_default()
+    }
+
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
             ("MERIDIAN_DATABASE_URL".into(), self.database_url.clone()),

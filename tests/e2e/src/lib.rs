@@ -15,6 +15,7 @@ mod proc;
 mod services;
 mod sse;
 mod stack;
+mod webhook;
 
 pub use data::{tenant_database, DataServices};
 pub use documents::{pdf, serve_pages};
@@ -24,3 +25,4 @@ pub use proc::{bin, start_mock, start_mock_with, Proc};
 pub use services::{models_dir, Postgres, Redis, S3};
 pub use sse::{read_sse, Sse};
 pub use stack::{fixture, header, mock_answer, mock_answer_at, new_key, user, Setup, Stack, DEAD_URL};
+pub use webhook::WebhookSink;

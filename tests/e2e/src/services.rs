@@ -140,6 +140,22 @@ impl Redis {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// Kills the server and starts an empty one on the same port (no persistence: every
+    /// key, stream and pending entry is gone).
+    pub fn restart_empty(&mut self) {
+        let _ = Command::new("kill").arg("-9").arg(self.proc.pid().to_string()).status();
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        for _ in 0..50 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.proc = spawn_quiet(cmd, "redis");
+        wait_for_port(self.port, &self.proc, "redis-server");
+    }
+
     /// Runs `redis-cli` against this server and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output().expect("redis-cli runs");
@@ -185,7 +201,11 @@ impl S3 {
         fn walk(d: &std::path::Path, out: &mut Vec<PathBuf>) {
             for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
                 let p = e.path();
-                if p.is_dir() { walk(&p, out) } else { out.push(p) }
+                if p.is_dir() {
+                    walk(&p, out)
+                } else {
+                    out.push(p)
+                }
             }
         }
         let mut out = Vec::new();

@@ -21,11 +21,13 @@ pub struct Setup {
     pub region: &'static str,
     /// Extra environment for the gateway process (secrets the config names).
     pub env: Vec<(String, String)>,
+    /// Extra fields of the `tenant-eu` entry, e.g. `, webhook: { url: …, secret_env: … }`.
+    pub tenant_eu_extra: String,
 }
 
 impl Setup {
     pub fn models(yaml: &str) -> Setup {
-        Setup { body: yaml.to_string(), region: "eu", env: Vec::new() }
+        Setup { body: yaml.to_string(), region: "eu", env: Vec::new(), tenant_eu_extra: String::new() }
     }
 }
 
@@ -43,6 +45,8 @@ pub struct Stack {
     pub internal_secret: String,
     pub http: reqwest::Client,
     pub config_path: PathBuf,
+    /// The gateway's environment (workers get the same).
+    pub env: Vec<(String, String)>,
 }
 
 /// A closed port: connections are refused.
@@ -74,12 +78,13 @@ providers:
   - {{ name: dead, kind: openai, base_url: "{DEAD_URL}/v1", api_key_env: MERIDIAN_TEST_PROVIDER_KEY }}
   - {{ name: badkey, kind: openai, base_url: "{m}/v1", api_key_env: MERIDIAN_TEST_BAD_KEY }}
 tenants:
-  - {{ id: tenant-eu, region: eu, api_keys: [{{ name: k1, sha256: "{digest}" }}] }}
+  - {{ id: tenant-eu, region: eu{tenant_eu_extra}, api_keys: [{{ name: k1, sha256: "{digest}" }}] }}
   - {{ id: tenant-us, region: us, api_keys: [{{ name: k1, sha256: "{us_digest}" }}] }}
   - {{ id: tenant-eu2, region: eu, api_keys: [{{ name: k1, sha256: "{digest2}" }}] }}
   - {{ id: tenant-restricted, region: eu, languages: [de, en], providers_in_region_only: true, allowed_models: [allowed, regional], api_keys: [{{ name: k1, sha256: "{restricted_digest}" }}] }}
 "#,
-            region = setup.region
+            region = setup.region,
+            tenant_eu_extra = setup.tenant_eu_extra
         );
         if !has("routes:") {
             cfg.push_str("routes:\n  default:\n    timeouts: { connect_ms: 500, first_byte_ms: 2000, first_token_ms: 2000, idle_ms: 1000, total_ms: 10000 }\n    retry: { backoff_base_ms: 20, backoff_max_ms: 200 }\n");
@@ -89,22 +94,29 @@ tenants:
         std::fs::create_dir_all(&dir).unwrap();
         let config_path = dir.join(format!("config-{}.yaml", rand::random::<u32>()));
         std::fs::write(&config_path, &cfg).unwrap();
+        let mut env: Vec<(String, String)> = vec![
+            ("MERIDIAN_TEST_PROVIDER_KEY".into(), "mock-key".into()),
+            ("MERIDIAN_INTERNAL_SECRET".into(), internal_secret.clone()),
+            ("MERIDIAN_TEST_BAD_KEY".into(), "invalid".into()),
+            ("MERIDIAN_LOG".into(), "info".into()),
+        ];
+        env.extend(setup.env);
         let mut c = Command::new(bin("meridian-regional"));
-        c.arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .env("MERIDIAN_TEST_PROVIDER_KEY", "mock-key")
-            .env("MERIDIAN_INTERNAL_SECRET", &internal_secret)
-            .env("MERIDIAN_TEST_BAD_KEY", "invalid")
-            .env("MERIDIAN_LOG", "info");
-        c.envs(setup.env.iter().map(|(k, v)| (k, v)));
+        c.arg("serve").arg("--config").arg(&config_path).envs(env.iter().map(|(k, v)| (k, v)));
         let gw = Proc::spawn(c, "regional");
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
-        Stack { mock, gw, key, us_key, restricted_key, key2, internal_secret, http, config_path }
+        Stack { mock, gw, key, us_key, restricted_key, key2, internal_secret, http, config_path, env }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.gw.url)
+    }
+
+    /// A media worker process for `queue` (image, audio, video) on this stack's config.
+    pub fn start_worker(&self, queue: &str) -> Proc {
+        let mut c = Command::new(bin("meridian-regional"));
+        c.args(["worker", "--media", queue, "--config"]).arg(&self.config_path).envs(self.env.iter().map(|(k, v)| (k, v)));
+        Proc::spawn(c, &format!("worker-{queue}"))
     }
 
     pub async fn post(&self, path: &str, key: &str, body: &Value) -> reqwest::Response {

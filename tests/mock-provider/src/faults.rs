@@ -43,8 +43,8 @@ pub struct Faults {
     pub tool_call: bool,
     /// Serve this file verbatim.
     pub replay: Option<String>,
-    /// Video tasks: how long the task runs before it succeeds (or fails).
-    pub task_ms: Option<u64>,
+    /// Video tasks: polls until the task ends (the first sees PENDING, then RUNNING).
+    pub task_polls: Option<u64>,
     /// Video tasks: end in FAILED.
     pub task_fail: bool,
 }
@@ -95,7 +95,7 @@ impl Faults {
                 "content_policy" => self.content_policy = true,
                 "tool_call" => self.tool_call = true,
                 "replay" => self.replay = Some(v.to_string()),
-                "task_ms" => self.task_ms = Some(num(k, v)?),
+                "task_polls" => self.task_polls = Some(num(k, v)?),
                 "task_fail" => self.task_fail = true,
                 other => return Err(format!("unknown fault directive {other:?}")),
             }

@@ -2,7 +2,7 @@
 //! same fault injection as text (`model@status=503`, `x-mock-fault`, the faults file):
 //! OpenAI images / speech / transcriptions, Stability v1 text-to-image, ElevenLabs
 //! text-to-speech, and a Runway-style video task API (submit, poll, download).
-//! Video tasks take `task_ms` (default 300) and fail with `task_fail`.
+//! Video tasks end after `task_polls` polls (default 3) and fail with `task_fail`.
 
 pub mod bytes;
 mod elevenlabs;

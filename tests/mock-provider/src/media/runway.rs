@@ -1,21 +1,22 @@
 //! A Runway-style video API: `POST /v1/text_to_video` → `{"id"}`; `GET /v1/tasks/{id}` →
 //! PENDING, then RUNNING with progress, then SUCCEEDED with an output URL (or FAILED);
-//! `GET /_mock/media/{id}.mp4` serves the video. Requires `X-Runway-Version`.
-
-use std::sync::Arc;
-use std::time::Instant;
+//! `GET /_mock/media/{id}.mp4` serves the video. Requires `X-Runway-Version`. A task
+//! advances by polls, not by time, so tests are deterministic: the first poll sees
+//! PENDING, the next `task_polls - 1` RUNNING with rising progress (default 3 polls in
+//! all), then SUCCEEDED (or FAILED with `task_fail`).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 use super::{bearer, bytes as files, preflight, Refusal};
 
 pub struct Task {
-    started: Instant,
-    run_ms: u64,
+    polls: u64,
+    run_polls: u64,
     fail: bool,
     prompt: String,
     seconds: u32,
@@ -45,7 +46,7 @@ pub async fn submit(State(st): State<Arc<crate::State>>, headers: HeaderMap, bod
         return refuse(Refusal::BadRequest("promptText is required.".into()));
     }
     let id = uuid::Uuid::new_v4().to_string();
-    let task = Task { started: Instant::now(), run_ms: f.task_ms.unwrap_or(300), fail: f.task_fail, prompt: prompt.to_string(), seconds: v["duration"].as_u64().unwrap_or(5) as u32 };
+    let task = Task { polls: 0, run_polls: f.task_polls.unwrap_or(3).max(1), fail: f.task_fail, prompt: prompt.to_string(), seconds: v["duration"].as_u64().unwrap_or(5) as u32 };
     st.tasks.lock().unwrap().insert(id.clone(), task);
     axum::Json(json!({"id": id})).into_response()
 }
@@ -55,13 +56,13 @@ pub async fn task(State(st): State<Arc<crate::State>>, Path(id): Path<String>, h
         return refuse(Refusal::MissingKey);
     }
     let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1").to_string();
-    let tasks = st.tasks.lock().unwrap();
-    let Some(t) = tasks.get(&id) else { return (StatusCode::NOT_FOUND, axum::Json(json!({"error": "Task not found."}))).into_response() };
-    let elapsed = t.started.elapsed().as_millis() as u64;
-    let body = if elapsed < t.run_ms / 3 {
+    let mut tasks = st.tasks.lock().unwrap();
+    let Some(t) = tasks.get_mut(&id) else { return (StatusCode::NOT_FOUND, axum::Json(json!({"error": "Task not found."}))).into_response() };
+    t.polls += 1;
+    let body = if t.polls == 1 && t.run_polls > 1 {
         json!({"id": id, "status": "PENDING", "createdAt": "2026-01-01T00:00:00.000Z"})
-    } else if elapsed < t.run_ms {
-        json!({"id": id, "status": "RUNNING", "progress": (elapsed as f64 / t.run_ms as f64 * 100.0).round() / 100.0, "createdAt": "2026-01-01T00:00:00.000Z"})
+    } else if t.polls < t.run_polls {
+        json!({"id": id, "status": "RUNNING", "progress": (t.polls as f64 / t.run_polls as f64 * 100.0).round() / 100.0, "createdAt": "2026-01-01T00:00:00.000Z"})
     } else if t.fail {
         json!({"id": id, "status": "FAILED", "failure": "The task failed (mock task_fail).", "failureCode": "INTERNAL", "createdAt": "2026-01-01T00:00:00.000Z"})
     } else {
