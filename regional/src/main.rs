@@ -181,23 +181,27 @@ async fn start_workers(cfg: Arc<Config>, queue: &'static str, n: u32) -> Vec<mer
     }
     let stores = data_plane::Stores::open(&dp).await.unwrap_or_else(|e| fail(&format!("data plane: {e}")));
     let url = media_plane::redis_url(&dp).unwrap_or_else(|e| fail(&e));
-    let redis = meridian_regional::media::queue::connect(&url).await.unwrap_or_else(|e| fail(&format!("cannot connect to Redis: {e}")));
-    let queues = meridian_regional::media::queue::Queue::new(redis, cfg.server.region.as_str());
-    queues.ensure_group(queue).await.unwrap_or_else(|e| fail(&format!("media queue {queue}: {e}")));
     let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().expect("HTTP client builds");
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
     let keyring = Arc::new(stores.keyring);
-    (0..n)
-        .map(|i| meridian_regional::media::worker::Worker {
+    let mut workers = Vec::new();
+    for i in 0..n {
+        // A connection per worker: its blocking reads must not hold up another worker's
+        // heartbeats and events (commands on one connection are served in order).
+        let redis = meridian_regional::media::queue::connect(&url).await.unwrap_or_else(|e| fail(&format!("cannot connect to Redis: {e}")));
+        let queues = meridian_regional::media::queue::Queue::new(redis, cfg.server.region.as_str());
+        queues.ensure_group(queue).await.unwrap_or_else(|e| fail(&format!("media queue {queue}: {e}")));
+        workers.push(meridian_regional::media::worker::Worker {
             name: format!("{host}-{}-{queue}-{i}", std::process::id()),
             queue,
-            queues: queues.clone(),
+            queues,
             db: stores.db.clone(),
             keyring: keyring.clone(),
             objects: stores.objects.clone(),
             config: cfg.clone(),
             http: http.clone(),
             usage: Arc::new(usage::emit),
-        })
-        .collect()
+        });
+    }
+    workers
 }

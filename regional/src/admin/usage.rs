@@ -23,7 +23,18 @@ pub async fn report(State(st): State<SharedState>, Extension(p): Extension<Princ
     }
     let events = st.usage.for_tenant(&p.tenant);
     let cost: f64 = events.iter().filter_map(|e| e.cost_usd).sum::<f64>() + 0.0;
-    Json(json!({"region": st.config.server.region, "tenant": p.tenant, "total_cost_usd": cost, "events": events})).into_response()
+    // Media jobs run in worker processes: their usage is read from the job store.
+    let media = match (st.data.as_deref(), st.media.is_some()) {
+        (Some(dp), true) => match (meridian_regional::media::store::JobStore { db: &dp.db }).usage(&p.tenant).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "media usage unavailable");
+                None
+            }
+        },
+        _ => None,
+    };
+    Json(json!({"region": st.config.server.region, "tenant": p.tenant, "total_cost_usd": cost, "events": events, "media": media})).into_response()
 }
 
 pub async fn ingest(State(st): State<SharedState>, headers: HeaderMap, req: Request) -> Response {

@@ -24,6 +24,16 @@ pub struct Queue {
     region: String,
 }
 
+/// The outcome of asking for a tenant's running slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Taken,
+    /// The job holds one already (lease extended).
+    Held,
+    /// The tenant runs as many jobs as it may.
+    Full,
+}
+
 /// One delivery of a job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
@@ -33,8 +43,8 @@ pub struct Delivery {
     pub tenant: String,
 }
 
-/// Opens a client for the queues (its own connection: blocking reads must not hold up
-/// other commands).
+/// Opens a client for the queues. A worker needs one of its own: its blocking reads
+/// hold the connection, and commands on one connection are served in order.
 pub async fn connect(url: &str) -> Result<Client, Error> {
     let client = Builder::from_config(Config::from_url(url)?)
         .with_connection_config(|c| c.connection_timeout = Duration::from_secs(5))
@@ -181,19 +191,34 @@ impl Queue {
         Ok(())
     }
 
-    /// Takes one of the tenant's `limit` running slots for `job` until `lease_ms` from now;
-    /// `false` when the tenant already runs `limit` jobs (slots of dead workers expire).
-    pub async fn take_slot(&self, tenant: &str, job: Uuid, limit: u32, lease_ms: u64) -> Result<bool, Error> {
-        let key = self.running(tenant);
-        let now = now_ms() as f64;
-        self.redis.zremrangebyscore::<Value, _, _, _>(&key, f64::NEG_INFINITY, now).await?;
-        self.redis.zadd::<Value, _, _>(&key, None, None, false, false, (now + lease_ms as f64, job.to_string())).await?;
-        let running: u64 = self.redis.zcount(&key, now, f64::INFINITY).await?;
-        if running > u64::from(limit) {
-            self.redis.zrem::<Value, _, _>(&key, job.to_string()).await?;
-            return Ok(false);
-        }
-        Ok(true)
+    /// Takes one of the tenant's `limit` running slots for `job` until `lease_ms` from now,
+    /// atomically (a Lua script: expired slots of dead workers go first). A job that holds
+    /// a slot already gets [`Slot::Held`] and its lease extended: the heartbeat of its own
+    /// worker, or a duplicate delivery that must leave the running job alone.
+    pub async fn take_slot(&self, tenant: &str, job: Uuid, limit: u32, lease_ms: u64) -> Result<Slot, Error> {
+        const SCRIPT: &str = "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+            if redis.call('ZSCORE', KEYS[1], ARGV[3]) then
+              redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3]) return 2
+            end
+            if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[4]) then
+              redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3]) return 1
+            end
+            return 0";
+        let now = now_ms();
+        let args = vec![now.to_string(), (now + lease_ms).to_string(), job.to_string(), limit.to_string()];
+        let r: i64 = self.redis.eval(SCRIPT, self.running(tenant), args).await?;
+        Ok(match r {
+            1 => Slot::Taken,
+            2 => Slot::Held,
+            _ => Slot::Full,
+        })
+    }
+
+    /// Resets the idle time of a delivery its consumer is still working on, so it is not
+    /// reclaimed by another worker (`XCLAIM … JUSTID`).
+    pub async fn touch(&self, queue: &str, consumer: &str, entry: &str) -> Result<(), Error> {
+        self.redis.xclaim::<Value, _, _, _, _>(self.stream(queue), GROUP, consumer, 0, entry, None, None, None, false, true).await?;
+        Ok(())
     }
 
     pub async fn release_slot(&self, tenant: &str, job: Uuid) -> Result<(), Error> {

@@ -279,6 +279,15 @@ impl JobStore<'_> {
         Ok(n == 1)
     }
 
+    /// Records that a queued job is still circulating (deferred by its tenant's
+    /// concurrency limit), so the reconciler leaves it alone.
+    pub async fn touch_queued(&self, tenant: &str, id: Uuid) -> Result<(), DbError> {
+        let mut tx = self.db.tenant_tx(tenant).await?;
+        sqlx::query("UPDATE media_jobs SET updated_at = now() WHERE id = $1 AND status = 'queued'").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Jobs of `tenant` and `kinds` that need a (new) delivery: queued and untouched for
     /// `idle_ms`, or running past their lease. For the reconciler, which re-enqueues
     /// them after Redis lost its data.
@@ -296,4 +305,27 @@ impl JobStore<'_> {
         tx.commit().await?;
         Ok(rows.iter().map(|r| (r.get("id"), r.get("kind"))).collect())
     }
+
+    /// Finished jobs' count and cost per user, feature and kind (the admin usage report).
+    pub async fn usage(&self, tenant: &str) -> Result<Vec<MediaUsage>, DbError> {
+        let mut tx = self.db.tenant_tx(tenant).await?;
+        let rows = sqlx::query(
+            "SELECT user_name, feature, kind, count(*) AS jobs, sum(cost_usd) AS cost FROM media_jobs
+             WHERE status = 'succeeded' GROUP BY user_name, feature, kind ORDER BY user_name, feature, kind",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows.iter().map(|r| MediaUsage { user: r.get("user_name"), feature: r.get("feature"), kind: r.get("kind"), jobs: r.get("jobs"), cost_usd: r.get("cost") }).collect())
+    }
+}
+
+/// One line of the media usage report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MediaUsage {
+    pub user: String,
+    pub feature: Option<String>,
+    pub kind: String,
+    pub jobs: i64,
+    pub cost_usd: Option<f64>,
 }

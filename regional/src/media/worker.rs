@@ -28,7 +28,7 @@ use tracing::Instrument;
 
 use super::events::publish;
 use super::execute::{Executor, Failure};
-use super::queue::{Delivery, Queue};
+use super::queue::{Delivery, Queue, Slot};
 use super::store::{JobStore, StoredOutput};
 use crate::crypto::Keyring;
 use crate::db::Db;
@@ -179,10 +179,16 @@ impl Worker {
             return ack(self, d.entry).await;
         }
         match self.queues.take_slot(&d.tenant, d.job, q.per_tenant_concurrency, q.visibility_ms).await {
-            Ok(true) => {}
-            Ok(false) => {
+            Ok(Slot::Taken) => {}
+            Ok(Slot::Held) => {
+                // A duplicate delivery of a job running elsewhere (its worker keeps the slot
+                // and the lease; if it dies, the reconciler re-enqueues from PostgreSQL).
+                return ack(self, d.entry).await;
+            }
+            Ok(Slot::Full) => {
                 // The tenant is at its limit: try again shortly, other tenants go first.
                 let _ = self.queues.retry_later(self.queue, &d.tenant, d.job, 200 + rand::random::<u64>() % 300).await;
+                let _ = (JobStore { db: &self.db }).touch_queued(&d.tenant, d.job).await;
                 return ack(self, d.entry).await;
             }
             Err(e) => {
@@ -302,22 +308,23 @@ impl Worker {
         let exec = Executor { cfg: self.media(), http: &self.http, secret: &secret };
         let run = exec.run(req, upload, &progress_tx);
         tokio::pin!(run);
+        // Absolute deadlines, so that frequent progress events never postpone them.
         let beat = Duration::from_millis((q.visibility_ms / 3).max(50));
-        let mut grace: Option<Instant> = None;
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut grace: Option<tokio::time::Instant> = None;
         let store = JobStore { db: &self.db };
         loop {
-            let deadline = grace.map(|g| g.saturating_duration_since(Instant::now())).unwrap_or(beat).min(beat);
             tokio::select! {
                 result = &mut run => return Ending::Done(result),
-                _ = tokio::time::sleep(deadline) => {
-                    if grace.is_some_and(|g| Instant::now() >= g) {
-                        return Ending::Returned;
-                    }
-                    let p = *progress_rx.borrow_and_update();
+                _ = tokio::time::sleep_until(grace.unwrap_or_else(tokio::time::Instant::now)), if grace.is_some() => return Ending::Returned,
+                _ = heartbeat.tick() => {
+                    let p = *progress_rx.borrow();
                     match store.heartbeat(&d.tenant, d.job, &self.name, q.visibility_ms, p).await {
                         Ok(false) => return Ending::Lost,
                         Ok(true) => {
                             let _ = self.queues.take_slot(&d.tenant, d.job, u32::MAX, q.visibility_ms).await;
+                            let _ = self.queues.touch(self.queue, &self.name, &d.entry).await;
                         }
                         Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
                     }
@@ -334,7 +341,7 @@ impl Worker {
                 }
                 r = stop.changed(), if grace.is_none() => {
                     if r.is_err() || *stop.borrow() {
-                        grace = Some(Instant::now() + Duration::from_millis(q.shutdown_grace_ms));
+                        grace = Some(tokio::time::Instant::now() + Duration::from_millis(q.shutdown_grace_ms));
                     }
                 }
             }

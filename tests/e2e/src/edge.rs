@@ -126,7 +126,9 @@ const edge :Workerd.Worker = (
         }
     });
     let port = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("workerd did not start: {}", std::fs::read_to_string(&stderr_path).unwrap_or_default()));
-    Proc::from_child(child, format!("http://127.0.0.1:{port}"), stderr_path)
+    let mut p = Proc::from_child(child, format!("http://127.0.0.1:{port}"), stderr_path);
+    p.scratch = Some(dir);
+    p
 }
 
 /// What a test adds: deployments, models and any extra sections, plus the limits of the

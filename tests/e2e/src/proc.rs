@@ -35,12 +35,17 @@ pub struct Proc {
     pub(crate) child: Child,
     pub url: String,
     pub stderr_path: PathBuf,
+    /// A working directory of the process's own, removed with it.
+    pub(crate) scratch: Option<PathBuf>,
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -64,12 +69,12 @@ impl Proc {
             let _ = child.kill();
             panic!("{name} did not report readiness; stderr: {}", std::fs::read_to_string(&stderr_path).unwrap_or_default())
         });
-        Proc { child, url, stderr_path }
+        Proc { child, url, stderr_path, scratch: None }
     }
 
     /// A process already started and known to be ready.
     pub fn from_child(child: Child, url: String, stderr_path: PathBuf) -> Proc {
-        Proc { child, url, stderr_path }
+        Proc { child, url, stderr_path, scratch: None }
     }
 
     /// A fresh file for a child's stderr.
@@ -116,4 +121,3 @@ pub fn start_mock_with(args: &[&str]) -> Proc {
     c.args(["--listen", "127.0.0.1:0"]).args(args);
     Proc::spawn(c, "mock")
 }
-

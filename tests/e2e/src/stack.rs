@@ -114,8 +114,13 @@ tenants:
 
     /// A media worker process for `queue` (image, audio, video) on this stack's config.
     pub fn start_worker(&self, queue: &str) -> Proc {
+        self.start_worker_with(queue, &[])
+    }
+
+    /// The same with extra arguments (e.g. `--concurrency 2`).
+    pub fn start_worker_with(&self, queue: &str, args: &[&str]) -> Proc {
         let mut c = Command::new(bin("meridian-regional"));
-        c.args(["worker", "--media", queue, "--config"]).arg(&self.config_path).envs(self.env.iter().map(|(k, v)| (k, v)));
+        c.args(["worker", "--media", queue]).args(args).arg("--config").arg(&self.config_path).envs(self.env.iter().map(|(k, v)| (k, v)));
         Proc::spawn(c, &format!("worker-{queue}"))
     }
 

@@ -40,7 +40,11 @@ media:
 "#;
 
 async fn stack(data: &DataServices, tenant_eu_extra: &str, env: &[(&str, &str)]) -> Stack {
-    let mut setup = Setup::models(&format!("{MEDIA}{}", data.yaml("")));
+    stack_with(data, MEDIA, tenant_eu_extra, env).await
+}
+
+async fn stack_with(data: &DataServices, media: &str, tenant_eu_extra: &str, env: &[(&str, &str)]) -> Stack {
+    let mut setup = Setup::models(&format!("{media}{}", data.yaml("")));
     setup.env = data.env();
     setup.env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     setup.tenant_eu_extra = tenant_eu_extra.to_string();
@@ -282,6 +286,13 @@ async fn jobs_of_every_media_type_run_end_to_end_with_notifications_and_isolatio
     let listed = data.s3_keys("tenants/").await;
     assert!(listed.iter().all(|k| k.starts_with("tenants/tenant-eu/")), "every object under the tenant's prefix: {listed:?}");
 
+    // Usage and cost per job, attributed to user and feature tag.
+    let (_, usage) = get_json(&s, &s.key, "/v1/admin/usage").await;
+    let media = usage["media"].as_array().unwrap_or_else(|| panic!("{usage}"));
+    let banners = media.iter().find(|m| m["feature"] == "banners").unwrap_or_else(|| panic!("{usage}"));
+    assert_eq!((banners["user"].as_str(), banners["kind"].as_str(), banners["jobs"].as_i64(), banners["cost_usd"].as_f64()), (Some("k1"), Some("image"), Some(1), Some(0.04)));
+    assert_eq!(media.iter().map(|m| m["jobs"].as_i64().unwrap()).sum::<i64>(), 10);
+
     // The tenant's webhook got every finished job, signed.
     let hooks = hook.wait_for(10).await;
     for (sig, body) in &hooks {
@@ -482,4 +493,43 @@ async fn a_redis_restart_loses_no_job() {
     // The API reconnected too: a new job after the restart runs.
     let (st, _, body) = post(&s, &s.key, "/v1/images/generations", json!({"model": "image", "prompt": "After", "size": "256x256"}), &[]).await;
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+}
+
+#[tokio::test]
+async fn one_tenant_cannot_starve_another() {
+    let data = DataServices::start("eu").await;
+    let media = MEDIA.replace("shutdown_grace_ms: 200 }", "shutdown_grace_ms: 200, per_tenant_concurrency: 1 }");
+    let s = stack_with(&data, &media, "", &[]).await;
+    let _worker = s.start_worker_with("video", &["--concurrency", "2"]);
+    let mut mine = Events::open(&s, &s.key, None).await;
+    let mut theirs = Events::open(&s, &s.key2, None).await;
+    // tenant-eu fills the queue first with two slow jobs (60 polls each)...
+    let mut busy = Vec::new();
+    for i in 0..2 {
+        let (st, _, body) = post(&s, &s.key, "/v1/videos/generations", json!({"model": "video-slow", "prompt": format!("Backlog {i}")}), &[]).await;
+        assert_eq!(st, 202);
+        busy.push(json_of(&body)["id"].as_str().unwrap().to_string());
+    }
+    // ...tenant-eu2's job, submitted after them, still gets the worker's second slot.
+    let (_, _, body) = post(&s, &s.key2, "/v1/videos/generations", json!({"model": "video", "prompt": "Not starved"}), &[]).await;
+    let quick = json_of(&body)["id"].as_str().unwrap().to_string();
+    theirs.until(|e| is(e, "job.succeeded", &quick)).await;
+    let so_far = mine.drain();
+    assert_eq!(so_far.iter().filter(|e| e["type"] == "job.succeeded").count(), 0, "tenant-eu2 did not wait for tenant-eu's backlog: {so_far:?}");
+    // tenant-eu's own jobs ran one at a time (its limit is 1).
+    let mut rest = Vec::new();
+    while rest.iter().filter(|e: &&Value| e["type"] == "job.succeeded").count() < busy.len() {
+        rest.extend(mine.until(|e| e["type"] == "job.succeeded").await);
+    }
+    let mut running = 0i32;
+    let mut most = 0;
+    for e in so_far.iter().chain(&rest) {
+        match e["type"].as_str() {
+            Some("job.started") => running += 1,
+            Some("job.succeeded") => running -= 1,
+            _ => {}
+        }
+        most = most.max(running);
+    }
+    assert_eq!(most, 1, "never two of tenant-eu's jobs at once: {so_far:?} {rest:?}");
 }
