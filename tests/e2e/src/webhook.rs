@@ -1,5 +1,6 @@
 //! A webhook receiver for tests: a minimal HTTP/1.1 server on loopback that records each
-//! POST's signature header and body and answers 200.
+//! POST's signature header and body and answers 200 — or 503 to the first `refuse`
+//! calls, to exercise the sender's retries.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +18,12 @@ pub struct WebhookSink {
 
 impl WebhookSink {
     pub async fn start() -> WebhookSink {
+        Self::refusing(0).await
+    }
+
+    /// A receiver that answers 503 to its first `refuse` calls (they are not recorded).
+    pub async fn refusing(refuse: usize) -> WebhookSink {
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let received: Calls = Arc::default();
@@ -24,6 +31,7 @@ impl WebhookSink {
         tokio::spawn(async move {
             while let Ok((mut conn, _)) = listener.accept().await {
                 let sink = sink.clone();
+                let refused = refused.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 8192];
@@ -46,6 +54,10 @@ impl WebhookSink {
                             return;
                         }
                         buf.extend_from_slice(&chunk[..n]);
+                    }
+                    if refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < refuse {
+                        let _ = conn.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                        return;
                     }
                     let signature = value("x-meridian-signature").unwrap_or_default();
                     sink.lock().unwrap().push((signature, buf[head_end..head_end + length].to_vec()));

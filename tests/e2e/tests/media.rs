@@ -159,7 +159,8 @@ fn is(e: &Value, kind: &str, job: &str) -> bool {
 #[tokio::test]
 async fn jobs_of_every_media_type_run_end_to_end_with_notifications_and_isolation() {
     let data = DataServices::start("eu").await;
-    let hook = WebhookSink::start().await;
+    // The receiver refuses the first two calls: the sender retries (0.5 s, 1 s apart).
+    let hook = WebhookSink::refusing(2).await;
     let s = stack(&data, &format!(", webhook: {{ url: \"{}\", secret_env: MERIDIAN_TEST_WEBHOOK_SECRET }}", hook.url), &[("MERIDIAN_TEST_WEBHOOK_SECRET", "whsec-test")]).await;
     let _workers = [s.start_worker("image"), s.start_worker("audio"), s.start_worker("video")];
     let mut events = Events::open(&s, &s.key, None).await;
@@ -300,7 +301,8 @@ async fn jobs_of_every_media_type_run_end_to_end_with_notifications_and_isolatio
         assert_eq!(sig, &meridian_regional::media::webhook::sign(b"whsec-test", t, body), "a valid signature");
     }
     let hook_jobs: Vec<Value> = hooks.iter().map(|(_, b)| json_of(b)).collect();
-    assert!(hook_jobs.iter().any(|e| e["job_id"] == id.as_str() && e["type"] == "job.succeeded"));
+    let finished: std::collections::HashSet<&str> = hook_jobs.iter().filter(|e| e["type"] == "job.succeeded").map(|e| e["job_id"].as_str().unwrap()).collect();
+    assert_eq!(finished.len(), 10, "every finished job announced, refused calls retried: {hook_jobs:?}");
 }
 
 #[tokio::test]
@@ -345,6 +347,11 @@ async fn bad_input_is_refused_and_creates_no_job() {
     assert_eq!(get_json(&s, &s.key, "/v1/jobs?limit=0").await.0, 400);
     let r = s.http.post(s.url("/v1/images/generations")).json(&json!({"model": "image", "prompt": "x"})).send().await.unwrap();
     assert_eq!(r.status(), 401, "no key");
+    // A tenant homed in the US is refused by the EU region: its prompts are never
+    // processed, nor its media stored, here.
+    let (st, _, b) = post(&s, &s.us_key, "/v1/images/generations", json!({"model": "image", "prompt": "x", "async": true}), &[]).await;
+    assert_eq!(st, 403, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(get_json(&s, &s.us_key, "/v1/jobs").await.0, 403);
     // Nothing was created, nothing was stored, no provider was called.
     assert_eq!(get_json(&s, &s.key, "/v1/jobs").await.1["data"].as_array().unwrap().len(), 0);
     assert!(data.s3_keys("tenants/").await.is_empty(), "no upload left behind");
