@@ -50,20 +50,20 @@ impl Db {
         self.pool.begin().await
     }
 
-    /// The tenant's data key: unwrapped from `tenant_keys`, or created and stored.
+    /// The tenant's data key: unwrapped from `tenant_keys`, or created and stored. Requests
+    /// racing to create the first key all end up with the one that was stored.
     pub async fn data_key(&self, keyring: &crate::crypto::Keyring, tenant: &str) -> Result<crate::crypto::DataKey, DbError> {
         let mut tx = self.tenant_tx(tenant).await?;
-        let wrapped: Option<Vec<u8>> = sqlx::query_scalar("SELECT wrapped FROM tenant_keys WHERE tenant_id = $1").bind(tenant).fetch_optional(&mut *tx).await?;
-        let key = match wrapped {
-            Some(w) => keyring.unwrap(tenant, &w)?,
-            None => {
-                let (key, wrapped) = keyring.new_data_key(tenant);
-                sqlx::query("INSERT INTO tenant_keys (tenant_id, wrapped) VALUES ($1, $2)").bind(tenant).bind(wrapped).execute(&mut *tx).await?;
-                key
-            }
-        };
+        let select = "SELECT wrapped FROM tenant_keys WHERE tenant_id = $1";
+        let mut wrapped: Option<Vec<u8>> = sqlx::query_scalar(select).bind(tenant).fetch_optional(&mut *tx).await?;
+        if wrapped.is_none() {
+            let (_, fresh) = keyring.new_data_key(tenant);
+            sqlx::query("INSERT INTO tenant_keys (tenant_id, wrapped) VALUES ($1, $2) ON CONFLICT (tenant_id) DO NOTHING").bind(tenant).bind(fresh).execute(&mut *tx).await?;
+            wrapped = sqlx::query_scalar(select).bind(tenant).fetch_optional(&mut *tx).await?;
+        }
         tx.commit().await?;
-        Ok(key)
+        let wrapped = wrapped.ok_or_else(|| DbError::Sql(sqlx::Error::RowNotFound))?;
+        Ok(keyring.unwrap(tenant, &wrapped)?)
     }
 
     /// Crypto-shredding: deletes the tenant's wrapped data key. Everything sealed under it

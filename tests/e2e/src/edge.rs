@@ -227,7 +227,7 @@ tenants:
             let mut text = config(region, "http://unused", "http://unused");
             let mut c = Command::new(bin("meridian-regional"));
             if region == "eu" {
-                text.push_str(&setup.eu_extra.0);
+                text.push_str(&setup.eu_extra.0.replace("{mock}", &mock.url));
                 c.envs(setup.eu_extra.1.iter().map(|(k, v)| (k, v)));
             }
             std::fs::write(&path, text).unwrap();

@@ -70,7 +70,17 @@ async fn jwt_algorithms_are_accepted_and_every_forgery_refused() {
         ("wrong issuer", s.idp.sign("ed-1", &wrong_iss), "issuer"),
         ("unknown tenant", s.idp.sign("rsa-1", &unknown_tenant), "unknown tenant"),
         ("malformed", "eyJhbGciOiJSUzI1NiJ9.not-base64!.x".to_string(), "malformed"),
-        ("tampered", { let t = s.idp.sign("rsa-1", &claims); let mut p: Vec<&str> = t.split('.').collect(); let forged = b64(&EdgeStack::claims("tenant-b", &["admin"])); p[1] = &forged; p.join(".") }, "signature"),
+        (
+            "tampered",
+            {
+                let t = s.idp.sign("rsa-1", &claims);
+                let mut p: Vec<&str> = t.split('.').collect();
+                let forged = b64(&EdgeStack::claims("tenant-b", &["admin"]));
+                p[1] = &forged;
+                p.join(".")
+            },
+            "signature",
+        ),
     ];
     for (name, token, needle) in cases {
         let (status, err) = error_of(s.chat(&token, body.clone()).await).await;
@@ -283,7 +293,8 @@ async fn regional_work_goes_to_the_home_region_only() {
 #[tokio::test]
 async fn usage_events_reach_the_tenants_home_region_without_delaying_the_answer() {
     let s = stack("ok").await;
-    let r = s.http.post(s.url("/v1/chat/completions")).bearer_auth(&s.key_eu).header("x-meridian-feature", "onboarding-bot").json(&json!({"model": "small", "messages": user("hi")})).send().await.unwrap();
+    let r =
+        s.http.post(s.url("/v1/chat/completions")).bearer_auth(&s.key_eu).header("x-meridian-feature", "onboarding-bot").json(&json!({"model": "small", "messages": user("hi")})).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let report = s.usage_events(&s.key_eu, 1).await;
     let e = &report["events"][0];
@@ -354,4 +365,46 @@ async fn a_chatbot_is_built_and_used_through_the_edge_in_the_home_region() {
     let (st, _) = json_of(s.post(&format!("/v1/chatbots/{bot}/chat"), &s.key_b, &q(false)).await).await;
     assert_eq!(st, 404);
     assert!(!s.eu.logs().contains("tenant-us"), "the EU backend never saw the US tenant");
+}
+
+#[tokio::test]
+async fn media_jobs_run_in_the_home_region_through_the_edge() {
+    let data = DataServices::start("eu").await;
+    let mut setup = EdgeSetup::models(&MODELS.replace("PRIMARY", "ok")).with_eu_data(&data);
+    // Media only in the EU region, with a worker inside its backend.
+    setup.eu_extra.0.push_str(
+        "media:\n  deployments:\n    - { name: img, provider: openai, base_url: \"{mock}/v1\", api_key_env: MERIDIAN_TEST_PROVIDER_KEY, model: gpt-image-1, kind: image }\n    - { name: vid, provider: runway, base_url: \"{mock}\", api_key_env: MERIDIAN_TEST_PROVIDER_KEY, model: gen4_turbo, kind: video }\n  models:\n    - { name: image, kind: image, deployments: [img] }\n    - { name: video, kind: video, deployments: [vid] }\n  queue: { in_process_workers: 1, poll_interval_ms: 50 }\n",
+    );
+    let s = EdgeStack::start(setup).await;
+    // Synchronous image: OpenAI's shape, a presigned URL to the EU object store.
+    let r = s.post("/v1/images/generations", &s.key_eu, &json!({"model": "image", "prompt": "A lighthouse", "size": "256x256"})).await;
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    let png = s.http.get(v["data"][0]["url"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // Asynchronous video: 202, then the job through the edge, with Idempotency-Key forwarded.
+    let submit = || s.http.post(s.url("/v1/videos/generations")).bearer_auth(&s.key_eu).header("idempotency-key", "clip-1").json(&json!({"model": "video", "prompt": "Waves"})).send();
+    let first: Value = submit().await.unwrap().json().await.unwrap();
+    let again = submit().await.unwrap();
+    assert_eq!(header(again.headers(), "idempotent-replayed"), "true");
+    let id = first["id"].as_str().unwrap().to_string();
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
+    let mut job = Value::Null;
+    for _ in 0..200 {
+        job = s.get(&format!("/v1/jobs/{id}"), &s.key_eu).await.json().await.unwrap();
+        if job["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["outputs"][0]["content_type"], "video/mp4");
+    // Another tenant of the region cannot see it; a US tenant's media request goes to the
+    // US region (which runs no media here) and never to the EU.
+    assert_eq!(s.get(&format!("/v1/jobs/{id}"), &s.key_b).await.status(), 404);
+    let r = s.post("/v1/images/generations", &s.key_us, &json!({"model": "image", "prompt": "x"})).await;
+    assert_eq!(r.status(), 503, "the US region has no media generation configured");
+    let listed: Value = s.get("/v1/jobs", &s.key_eu).await.json().await.unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2, "only tenant-eu's two jobs: {listed}");
 }

@@ -69,9 +69,20 @@ async fn pgvector_columns_and_indexes_exist() {
     let mut tx = db.tenant_tx("t").await.unwrap();
     let kb: sqlx::types::Uuid = sqlx::query_scalar("SELECT id FROM knowledge_bases").fetch_one(&mut *tx).await.unwrap();
     let doc = sqlx::types::Uuid::from_u128(rand_u128());
-    sqlx::query("INSERT INTO documents (id, tenant_id, kb_id, title, media_type, object_key, bytes) VALUES ($1, 't', $2, 'd', 'text/plain', 't/d', 1)").bind(doc).bind(kb).execute(&mut *tx).await.unwrap();
+    sqlx::query("INSERT INTO documents (id, tenant_id, kb_id, title, media_type, object_key, bytes) VALUES ($1, 't', $2, 'd', 'text/plain', 't/d', 1)")
+        .bind(doc)
+        .bind(kb)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     let v = format!("[{}]", (0..384).map(|i| if i == 0 { "1" } else { "0" }).collect::<Vec<_>>().join(","));
-    sqlx::query("INSERT INTO chunks (tenant_id, kb_id, document_id, position, text_enc, tsv, embedding) VALUES ('t', $3, $1, 0, '\\x00', to_tsvector('english', 'hello world'), $2::vector)").bind(doc).bind(&v).bind(kb).execute(&mut *tx).await.unwrap();
+    sqlx::query("INSERT INTO chunks (tenant_id, kb_id, document_id, position, text_enc, tsv, embedding) VALUES ('t', $3, $1, 0, '\\x00', to_tsvector('english', 'hello world'), $2::vector)")
+        .bind(doc)
+        .bind(&v)
+        .bind(kb)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     let d: f64 = sqlx::query_scalar("SELECT embedding <=> $1::vector FROM chunks").bind(&v).fetch_one(&mut *tx).await.unwrap();
     assert!(d.abs() < 1e-9, "cosine distance to itself is 0");
     let hits: i64 = sqlx::query_scalar("SELECT count(*) FROM chunks WHERE tsv @@ to_tsquery('english', 'worlds')").fetch_one(&mut *tx).await.unwrap();
@@ -106,4 +117,19 @@ async fn crypto_shredding_makes_a_tenants_data_unreadable() {
     let fresh = db.data_key(&ring, "tenant-a").await.unwrap();
     assert!(fresh.open(b"tenant-a/chunk-1", &sealed).is_err(), "shredded");
     assert!(db.data_key(&ring, "tenant-b").await.unwrap().open(b"x", &b.seal(b"x", b"still fine")).is_ok(), "B is untouched");
+}
+
+#[tokio::test]
+async fn concurrent_first_requests_of_a_tenant_agree_on_one_data_key() {
+    let (_pg, db) = db().await;
+    db.create_tenant("fresh", "eu").await.unwrap();
+    let keyring = meridian_regional::crypto::Keyring::from_hex(&"cd".repeat(32)).unwrap();
+    // Sixteen requests race to create the tenant's first key (found by the media
+    // benchmark: one of them used to fail on the primary key).
+    let keys = futures_util::future::join_all((0..16).map(|_| db.data_key(&keyring, "fresh"))).await;
+    let keys: Vec<_> = keys.into_iter().map(|k| k.expect("every request gets the key")).collect();
+    let sealed = keys[0].seal(b"ctx", b"secret");
+    for k in &keys {
+        assert_eq!(k.open(b"ctx", &sealed).unwrap(), b"secret", "one key for all");
+    }
 }
