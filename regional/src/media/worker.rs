@@ -248,12 +248,13 @@ impl Worker {
                     let k = tenant_key(&d.tenant, "media", &format!("{}/{i}.{}", d.job, o.ext));
                     if let Err(e) = self.objects.put(&k, o.bytes.clone(), &o.content_type).await {
                         tracing::error!(error = %e, "storing the output failed");
-                        return self.retry_or_fail(d, claimed.job.attempts, Failure { reason: format!("storing the output failed: {e}"), retryable: true }).await;
+                        return self.retry_or_fail(d, claimed.job.attempts, claimed.upload_key.as_deref(), Failure { reason: format!("storing the output failed: {e}"), retryable: true }).await;
                     }
                     stored.push(StoredOutput { key: k, content_type: o.content_type.clone(), bytes: o.bytes.len() as u64 });
                 }
                 match store.finish(&d.tenant, d.job, &self.name, Ok((&stored, &p.deployment, p.cost_usd))).await {
                     Ok(true) => {
+                        self.drop_upload(claimed.upload_key.as_deref()).await;
                         let mut e = UsageEvent::for_user(&d.tenant, &claimed.job.user, self.region(), claimed.job.feature.clone());
                         e.answered_by(&p.deployment, p.provider, &p.provider_model);
                         e.cost_usd = p.cost_usd;
@@ -274,11 +275,21 @@ impl Worker {
                     Err(e) => tracing::error!(error = %e, "recording success failed; the delivery will be retried"),
                 }
             }
-            Ending::Done(Err(f)) => self.retry_or_fail(d, claimed.job.attempts, f).await,
+            Ending::Done(Err(f)) => self.retry_or_fail(d, claimed.job.attempts, claimed.upload_key.as_deref(), f).await,
         }
     }
 
-    async fn retry_or_fail(&self, d: &Delivery, attempts: i32, f: Failure) {
+    /// The uploaded input (a transcription's audio) is kept only while the job may still
+    /// run.
+    async fn drop_upload(&self, upload_key: Option<&str>) {
+        if let Some(k) = upload_key {
+            if let Err(e) = self.objects.delete(k).await {
+                tracing::warn!(error = %e, "deleting the uploaded input failed");
+            }
+        }
+    }
+
+    async fn retry_or_fail(&self, d: &Delivery, attempts: i32, upload_key: Option<&str>, f: Failure) {
         let q = self.media().queue;
         let store = JobStore { db: &self.db };
         if f.retryable && (attempts as u32) < q.max_attempts {
@@ -293,6 +304,7 @@ impl Worker {
             return;
         }
         if let Ok(true) = store.finish(&d.tenant, d.job, &self.name, Err(&f.reason)).await {
+            self.drop_upload(upload_key).await;
             let _ = self.queues.dead_letter(self.queue, &d.tenant, d.job, &f.reason).await;
             metrics::counter!("meridian_media_jobs_total", "queue" => self.queue, "outcome" => "failed").increment(1);
             self.announce(failed(d, &f.reason)).await;

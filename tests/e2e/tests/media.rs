@@ -286,6 +286,7 @@ async fn jobs_of_every_media_type_run_end_to_end_with_notifications_and_isolatio
     assert!(other_tenant.drain().is_empty(), "no event of tenant-eu reached tenant-eu2's stream");
     let listed = data.s3_keys("tenants/").await;
     assert!(listed.iter().all(|k| k.starts_with("tenants/tenant-eu/")), "every object under the tenant's prefix: {listed:?}");
+    assert!(data.s3_keys("tenants/tenant-eu/media-uploads/").await.is_empty(), "uploaded audio is deleted once its job has finished");
 
     // Usage and cost per job, attributed to user and feature tag.
     let (_, usage) = get_json(&s, &s.key, "/v1/admin/usage").await;
