@@ -1,5 +1,6 @@
 //! Library side of the regional backend: what its binary and the integration tests share.
 
+pub mod clock;
 pub mod crypto;
 pub mod db;
 pub mod embed;

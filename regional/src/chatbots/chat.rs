@@ -89,7 +89,7 @@ async fn with_citations(resp: Response, cites: &[Citation]) -> Response {
 /// The answer when retrieval found nothing relevant, in the shape the caller asked for.
 fn dont_know(chat: &ChatRequest) -> Response {
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
-    let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let created = meridian_regional::clock::unix_secs();
     let model = &chat.model;
     let mut resp = if chat.is_stream() {
         let chunk =

@@ -84,6 +84,4 @@ pub async fn read_bounded(mut resp: reqwest::Response, max: usize, within: Durat
     }
 }
 
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+pub use meridian_regional::clock::unix_ms;

@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
+use meridian_regional::clock::unix_secs;
 use meridian_regional::media::events::publish;
 use meridian_regional::media::store::{request_digest, Created, Job, JobStore, NewJob};
 use meridian_regional::objects::tenant_key;
@@ -35,10 +36,6 @@ use crate::state::SharedState;
 /// Largest JSON body of a media request.
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
-
-fn now_s() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
 
 pub async fn images(State(st): State<SharedState>, who: Option<Caller>, headers: HeaderMap, body: Body) -> Response {
     json_job(st, who, headers, body, |b| request::parse_json::<ImageRequest>(b).map(MediaRequest::Image)).await
@@ -161,11 +158,12 @@ async fn submit(cx: &Context<'_>, headers: &HeaderMap, req: MediaRequest, upload
     };
     tracing::info!(tenant = %p.tenant, job = %job.id, kind = job.kind.as_str(), model = %job.model, "media job created");
     let mut events = cx.media.hub.subscribe(&p.tenant);
+    // Announced before it is enqueued, so no worker's `job.started` can precede it.
+    publish(&cx.media.queues, &JobEvent::new("queued", &job.id.to_string(), &p.tenant, JobStatus::Queued, unix_secs())).await;
     if let Err(e) = cx.media.queues.enqueue(req.kind().queue(), &p.tenant, job.id).await {
         // The job is safe in PostgreSQL; the workers' reconciler will enqueue it.
         tracing::warn!(error = %e, job = %job.id, "enqueue failed; the reconciler will deliver the job");
     }
-    publish(&cx.media.queues, &JobEvent::new("queued", &job.id.to_string(), &p.tenant, JobStatus::Queued, now_s())).await;
     if req.wants_async() {
         return Ok((StatusCode::ACCEPTED, Json(view::job(dp, cx.settings, &job).await)).into_response());
     }

@@ -77,8 +77,7 @@ pub async fn cancel(State(st): State<SharedState>, who: Option<Caller>, Path(id)
         if !changed {
             return Err(GatewayError::Conflict(format!("job {id} has already {}", job.status.as_str())).into());
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        publish(&cx.media.queues, &JobEvent::new("cancelled", &id.to_string(), tenant, JobStatus::Cancelled, now)).await;
+        publish(&cx.media.queues, &JobEvent::new("cancelled", &id.to_string(), tenant, JobStatus::Cancelled, meridian_regional::clock::unix_secs())).await;
         Ok::<_, ApiError>(Json(view::job(cx.data, cx.settings, &job).await).into_response())
     }
     .await;

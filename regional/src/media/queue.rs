@@ -16,6 +16,8 @@ use fred::types::streams::XID;
 use fred::types::Value;
 use uuid::Uuid;
 
+use crate::clock::unix_ms as now_ms;
+
 pub const GROUP: &str = "workers";
 
 #[derive(Clone)]
@@ -80,10 +82,6 @@ fn entries(v: &Value) -> Vec<Delivery> {
             Some(Delivery { entry: id, job: job?, tenant: tenant? })
         })
         .collect()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Queue {

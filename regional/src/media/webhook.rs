@@ -28,7 +28,7 @@ pub fn deliver(http: reqwest::Client, url: String, secret: Vec<u8>, e: &JobEvent
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(500 << (attempt - 1).min(6))).await;
             }
-            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let t = crate::clock::unix_secs();
             let sent = http.post(&url).timeout(Duration::from_secs(10)).header("content-type", "application/json").header(SIGNATURE_HEADER, sign(&secret, t, &body)).body(body.clone()).send().await;
             match sent {
                 Ok(r) if r.status().is_success() => return,

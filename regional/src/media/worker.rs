@@ -30,6 +30,7 @@ use super::events::publish;
 use super::execute::{Executor, Failure};
 use super::queue::{Delivery, Queue, Slot};
 use super::store::{JobStore, StoredOutput};
+use crate::clock::unix_secs as now_s;
 use crate::crypto::Keyring;
 use crate::db::Db;
 use crate::objects::{tenant_key, ObjectStore};
@@ -48,10 +49,6 @@ pub struct Worker {
     pub http: reqwest::Client,
     /// Records a usage event (the binary's usage pipeline).
     pub usage: Arc<dyn Fn(UsageEvent) + Send + Sync>,
-}
-
-fn now_s() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// The media kinds a queue runs.

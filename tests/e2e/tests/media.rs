@@ -506,12 +506,13 @@ async fn a_redis_restart_loses_no_job() {
 #[tokio::test]
 async fn one_tenant_cannot_starve_another() {
     let data = DataServices::start("eu").await;
-    let media = MEDIA.replace("shutdown_grace_ms: 200 }", "shutdown_grace_ms: 200, per_tenant_concurrency: 1 }");
+    // tenant-eu's jobs run 120 polls (~6 s) each: a wide margin for tenant-eu2's 3-poll job.
+    let media = MEDIA.replace("shutdown_grace_ms: 200 }", "shutdown_grace_ms: 200, per_tenant_concurrency: 1 }").replace("task_polls=60", "task_polls=120");
     let s = stack_with(&data, &media, "", &[]).await;
     let _worker = s.start_worker_with("video", &["--concurrency", "2"]);
     let mut mine = Events::open(&s, &s.key, None).await;
     let mut theirs = Events::open(&s, &s.key2, None).await;
-    // tenant-eu fills the queue first with two slow jobs (60 polls each)...
+    // tenant-eu fills the queue first with two slow jobs...
     let mut busy = Vec::new();
     for i in 0..2 {
         let (st, _, body) = post(&s, &s.key, "/v1/videos/generations", json!({"model": "video-slow", "prompt": format!("Backlog {i}")}), &[]).await;
