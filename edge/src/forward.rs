@@ -1,6 +1,7 @@
 //! Step 8b: residency. RAG, chains, media and admin requests go to the tenant's home
 //! region only, with the principal the edge authenticated; if that region cannot be
-//! reached the answer is a 503, never another region.
+//! reached the answer is a 503, never another region. WebSocket upgrades (the job event
+//! stream) are relayed too.
 
 use meridian_shared::api::GatewayError;
 use meridian_shared::auth::Principal;
@@ -16,7 +17,7 @@ pub async fn to_home_region(mut req: Request, p: &Principal, s: &Settings) -> Re
     let target = format!("{}{}{}", base.trim_end_matches('/'), url.path(), url.query().map(|q| format!("?{q}")).unwrap_or_default());
     let h = Headers::new();
     let copy = |name: &str| req.headers().get(name).ok().flatten();
-    for name in ["content-type", "accept", "x-request-id", "x-meridian-feature", "idempotency-key"] {
+    for name in ["content-type", "accept", "x-request-id", "x-meridian-feature", "idempotency-key", "upgrade"] {
         if let Some(v) = copy(name) {
             let _ = h.set(name, &v);
         }
@@ -35,7 +36,16 @@ pub async fn to_home_region(mut req: Request, p: &Principal, s: &Settings) -> Re
         init.with_body(Some(js_sys::Uint8Array::from(&b[..]).into()));
     }
     let fwd = Request::new_with_init(&target, &init).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    Fetch::Request(fwd).send().await.map_err(|e| {
-        GatewayError::Unavailable(format!("the tenant's home region ({}) is unavailable; its data is never sent to another region: {e}", region.as_str()))
-    })
+    let resp = Fetch::Request(fwd)
+        .send()
+        .await
+        .map_err(|e| GatewayError::Unavailable(format!("the tenant's home region ({}) is unavailable; its data is never sent to another region: {e}", region.as_str())))?;
+    // A WebSocket (the job event stream) is handed to the client as the region opened it.
+    if resp.status_code() == 101 {
+        if let Some(ws) = resp.websocket() {
+            return Response::from_websocket(ws).map_err(|e| GatewayError::Internal(e.to_string()));
+        }
+        return Err(GatewayError::Unavailable("the home region accepted a WebSocket the edge could not relay".into()));
+    }
+    Ok(resp)
 }

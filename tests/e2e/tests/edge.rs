@@ -400,11 +400,32 @@ async fn media_jobs_run_in_the_home_region_through_the_edge() {
     }
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["outputs"][0]["content_type"], "video/mp4");
+    // The job event stream over WebSocket, relayed by the edge from the home region.
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(s.url("/v1/jobs/stream").replace("http://", "ws://")).unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {}", s.key_eu).parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("the edge upgrades");
+    let r = s.post("/v1/images/generations", &s.key_eu, &json!({"model": "image", "prompt": "A kite", "size": "256x256", "async": true})).await;
+    let kite = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let mut kinds = Vec::new();
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(std::time::Duration::from_secs(30), futures_util::StreamExt::next(&mut ws)).await {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let e: Value = serde_json::from_str(&t).unwrap();
+            assert_eq!(e["tenant"], "tenant-eu", "only the caller's tenant's events");
+            if e["job_id"] == kite.as_str() {
+                kinds.push(e["type"].as_str().unwrap().to_string());
+                if e["type"] == "job.succeeded" {
+                    break;
+                }
+            }
+        }
+    }
+    assert_eq!(kinds, ["job.queued", "job.started", "job.succeeded"]);
+
     // Another tenant of the region cannot see it; a US tenant's media request goes to the
     // US region (which runs no media here) and never to the EU.
     assert_eq!(s.get(&format!("/v1/jobs/{id}"), &s.key_b).await.status(), 404);
     let r = s.post("/v1/images/generations", &s.key_us, &json!({"model": "image", "prompt": "x"})).await;
     assert_eq!(r.status(), 503, "the US region has no media generation configured");
     let listed: Value = s.get("/v1/jobs", &s.key_eu).await.json().await.unwrap();
-    assert_eq!(listed["data"].as_array().unwrap().len(), 2, "only tenant-eu's two jobs: {listed}");
+    assert_eq!(listed["data"].as_array().unwrap().len(), 3, "only tenant-eu's three jobs: {listed}");
 }
