@@ -119,11 +119,13 @@ async fn main() {
             let mut worker_tasks = Vec::new();
             if in_process > 0 {
                 let cfg = Arc::new(state.config.clone());
+                let stores = open_stores(&cfg).await;
                 for q in media_plane::QUEUES {
-                    for w in start_workers(cfg.clone(), q, in_process).await {
+                    for w in start_workers(cfg.clone(), q, in_process, &stores).await {
                         worker_tasks.push(tokio::spawn(w.run(workers_stopped.clone())));
                     }
                 }
+                worker_tasks.push(tokio::spawn(start_dispatcher(cfg.clone(), stores.0.clone()).await.run(workers_stopped.clone())));
             }
             let listener = tokio::net::TcpListener::bind(&state.config.server.listen).await.unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", state.config.server.listen)));
             let addr = listener.local_addr().expect("bound address");
@@ -155,13 +157,13 @@ async fn main() {
             if !media_plane::QUEUES.contains(&media.as_str()) {
                 fail(&format!("--media must be one of {}", media_plane::QUEUES.join(", ")));
             }
-            let dp = cfg.data_plane.clone().unwrap_or_else(|| fail("a worker needs a data_plane section"));
-            let stores = data_plane::Stores::open(&dp).await.unwrap_or_else(|e| fail(&format!("data plane: {e}")));
-            usage::start(10_000, Default::default(), Some(stores.db.clone()));
+            let stores = open_stores(&cfg).await;
+            usage::start(10_000, Default::default(), Some(stores.0.clone()));
             let queue = media_plane::QUEUES.into_iter().find(|q| *q == media).expect("checked above");
-            let workers = start_workers(cfg.clone(), queue, concurrency.max(1)).await;
+            let workers = start_workers(cfg.clone(), queue, concurrency.max(1), &stores).await;
             let (stop, stopped) = tokio::sync::watch::channel(false);
-            let tasks: Vec<_> = workers.into_iter().map(|w| tokio::spawn(w.run(stopped.clone()))).collect();
+            let mut tasks: Vec<_> = workers.into_iter().map(|w| tokio::spawn(w.run(stopped.clone()))).collect();
+            tasks.push(tokio::spawn(start_dispatcher(cfg.clone(), stores.0.clone()).await.run(stopped.clone())));
             println!("meridian-regional worker ({}) listening on queue {queue}", cfg.server.region.as_str());
             shutdown_signal().await;
             tracing::info!("shutting down: finishing or returning jobs in hand");
@@ -173,17 +175,40 @@ async fn main() {
     }
 }
 
+/// The webhook dispatcher of a worker process (every process runs one; together they
+/// share the webhook stream).
+/// What workers share in a process: PostgreSQL, the object store, the master key.
+type WorkerStores = (meridian_regional::db::Db, meridian_regional::objects::ObjectStore, Arc<meridian_regional::crypto::Keyring>);
+
+async fn open_stores(cfg: &Config) -> WorkerStores {
+    let Some(dp) = cfg.data_plane.clone() else { fail("media workers need a data_plane section") };
+    let s = data_plane::Stores::open(&dp).await.unwrap_or_else(|e| fail(&format!("data plane: {e}")));
+    (s.db, s.objects, Arc::new(s.keyring))
+}
+
+async fn start_dispatcher(cfg: Arc<Config>, db: meridian_regional::db::Db) -> meridian_regional::media::webhook::Dispatcher {
+    let Some(dp) = cfg.data_plane.clone() else { fail("media workers need a data_plane section") };
+    let url = media_plane::redis_url(&dp).unwrap_or_else(|e| fail(&e));
+    let redis = meridian_regional::media::queue::connect(&url).await.unwrap_or_else(|e| fail(&format!("cannot connect to Redis: {e}")));
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    meridian_regional::media::webhook::Dispatcher {
+        name: format!("{host}-{}-webhooks", std::process::id()),
+        queues: meridian_regional::media::queue::Queue::new(redis, cfg.server.region.as_str()),
+        http: reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().expect("HTTP client builds"),
+        config: cfg,
+        db,
+    }
+}
+
 /// `n` workers of `queue`, each its own consumer of the group.
-async fn start_workers(cfg: Arc<Config>, queue: &'static str, n: u32) -> Vec<meridian_regional::media::worker::Worker> {
+async fn start_workers(cfg: Arc<Config>, queue: &'static str, n: u32, stores: &WorkerStores) -> Vec<meridian_regional::media::worker::Worker> {
     let Some(dp) = cfg.data_plane.clone() else { fail("media workers need a data_plane section") };
     if cfg.media.is_none() {
         fail("media workers need a media section");
     }
-    let stores = data_plane::Stores::open(&dp).await.unwrap_or_else(|e| fail(&format!("data plane: {e}")));
     let url = media_plane::redis_url(&dp).unwrap_or_else(|e| fail(&e));
     let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().expect("HTTP client builds");
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
-    let keyring = Arc::new(stores.keyring);
     let mut workers = Vec::new();
     for i in 0..n {
         // A connection per worker: its blocking reads must not hold up another worker's
@@ -195,9 +220,9 @@ async fn start_workers(cfg: Arc<Config>, queue: &'static str, n: u32) -> Vec<mer
             name: format!("{host}-{}-{queue}-{i}", std::process::id()),
             queue,
             queues,
-            db: stores.db.clone(),
-            keyring: keyring.clone(),
-            objects: stores.objects.clone(),
+            db: stores.0.clone(),
+            keyring: stores.2.clone(),
+            objects: stores.1.clone(),
             config: cfg.clone(),
             http: http.clone(),
             usage: Arc::new(usage::emit),

@@ -77,7 +77,11 @@ pub async fn cancel(State(st): State<SharedState>, who: Option<Caller>, Path(id)
         if !changed {
             return Err(GatewayError::Conflict(format!("job {id} has already {}", job.status.as_str())).into());
         }
-        publish(&cx.media.queues, &JobEvent::new("cancelled", &id.to_string(), tenant, JobStatus::Cancelled, meridian_regional::clock::unix_secs())).await;
+        let e = JobEvent::new("cancelled", &id.to_string(), tenant, JobStatus::Cancelled, meridian_regional::clock::unix_secs());
+        if st.config.tenant(tenant).is_some_and(|t| t.webhook.is_some()) {
+            meridian_regional::media::webhook::enqueue(&cx.media.queues, &e).await;
+        }
+        publish(&cx.media.queues, &e).await;
         Ok::<_, ApiError>(Json(view::job(cx.data, cx.settings, &job).await).into_response())
     }
     .await;

@@ -36,6 +36,17 @@ pub enum Slot {
     Full,
 }
 
+/// A delivery not yet in a stream (scheduled for later, or about to be added).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Pending {
+    pub tenant: String,
+    pub job: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    #[serde(default)]
+    pub attempt: u32,
+}
+
 /// One delivery of a job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
@@ -43,6 +54,9 @@ pub struct Delivery {
     pub entry: String,
     pub job: Uuid,
     pub tenant: String,
+    /// For event deliveries (webhooks): the event JSON and how many tries it has had.
+    pub event: Option<String>,
+    pub attempt: u32,
 }
 
 /// Opens a client for the queues. A worker needs one of its own: its blocking reads
@@ -70,16 +84,17 @@ fn entries(v: &Value) -> Vec<Delivery> {
             let Value::Array(pair) = e else { return None };
             let id = text(pair.first()?)?;
             let Value::Array(fields) = pair.get(1)? else { return None };
-            let mut job = None;
-            let mut tenant = None;
+            let (mut job, mut tenant, mut event, mut attempt) = (None, None, None, 0);
             for kv in fields.chunks(2) {
                 match (kv.first().and_then(text).as_deref(), kv.get(1).and_then(text)) {
                     (Some("job"), Some(v)) => job = Uuid::parse_str(&v).ok(),
                     (Some("tenant"), Some(v)) => tenant = Some(v),
+                    (Some("event"), Some(v)) => event = Some(v),
+                    (Some("attempt"), Some(v)) => attempt = v.parse().unwrap_or(0),
                     _ => {}
                 }
             }
-            Some(Delivery { entry: id, job: job?, tenant: tenant? })
+            Some(Delivery { entry: id, job: job?, tenant: tenant?, event, attempt })
         })
         .collect()
 }
@@ -128,7 +143,17 @@ impl Queue {
     }
 
     pub async fn enqueue(&self, queue: &str, tenant: &str, job: Uuid) -> Result<(), Error> {
-        self.redis.xadd::<Value, _, _, _, _>(self.stream(queue), false, None::<()>, XID::Auto, vec![("job", job.to_string()), ("tenant", tenant.to_string())]).await?;
+        self.add(queue, &Pending { tenant: tenant.to_string(), job, event: None, attempt: 0 }).await
+    }
+
+    /// Adds a delivery (a job, or an event of one) to `queue`'s stream.
+    pub async fn add(&self, queue: &str, p: &Pending) -> Result<(), Error> {
+        let mut fields = vec![("job", p.job.to_string()), ("tenant", p.tenant.clone())];
+        if let Some(e) = &p.event {
+            fields.push(("event", e.clone()));
+            fields.push(("attempt", p.attempt.to_string()));
+        }
+        self.redis.xadd::<Value, _, _, _, _>(self.stream(queue), false, None::<()>, XID::Auto, fields).await?;
         Ok(())
     }
 
@@ -161,8 +186,14 @@ impl Queue {
 
     /// Schedules a delivery of `job` after `delay_ms`.
     pub async fn retry_later(&self, queue: &str, tenant: &str, job: Uuid, delay_ms: u64) -> Result<(), Error> {
+        self.add_later(queue, &Pending { tenant: tenant.to_string(), job, event: None, attempt: 0 }, delay_ms).await
+    }
+
+    /// Schedules `p` for its stream after `delay_ms`.
+    pub async fn add_later(&self, queue: &str, p: &Pending, delay_ms: u64) -> Result<(), Error> {
         let due = (now_ms() + delay_ms) as f64;
-        self.redis.zadd::<Value, _, _>(self.delayed(queue), None, None, false, false, (due, format!("{tenant}|{job}"))).await?;
+        let member = serde_json::to_string(p).expect("pending deliveries serialise");
+        self.redis.zadd::<Value, _, _>(self.delayed(queue), None, None, false, false, (due, member)).await?;
         Ok(())
     }
 
@@ -175,8 +206,8 @@ impl Queue {
             // Only the worker whose ZREM removed the member enqueues it.
             let removed: i64 = self.redis.zrem(&key, member.as_str()).await?;
             if removed == 1 {
-                if let Some((tenant, job)) = member.split_once('|').and_then(|(t, j)| Some((t, Uuid::parse_str(j).ok()?))) {
-                    self.enqueue(queue, tenant, job).await?;
+                if let Ok(p) = serde_json::from_str::<Pending>(&member) {
+                    self.add(queue, &p).await?;
                     moved += 1;
                 }
             }

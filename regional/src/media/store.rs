@@ -306,6 +306,31 @@ impl JobStore<'_> {
         Ok(rows.iter().map(|r| (r.get("id"), r.get("kind"))).collect())
     }
 
+    /// The job's webhook call succeeded (or was given up): no reconciler resends it.
+    pub async fn mark_notified(&self, tenant: &str, id: Uuid) -> Result<(), DbError> {
+        let mut tx = self.db.tenant_tx(tenant).await?;
+        sqlx::query("UPDATE media_jobs SET notified_at = now() WHERE id = $1 AND notified_at IS NULL").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Finished jobs whose webhook has not been confirmed within `after_ms` of finishing:
+    /// (id, status, error, finished at).
+    pub async fn unnotified(&self, tenant: &str, after_ms: u64) -> Result<Vec<(Uuid, JobStatus, Option<String>, i64)>, DbError> {
+        let mut tx = self.db.tenant_tx(tenant).await?;
+        let rows = sqlx::query(
+            "SELECT id, status, error, extract(epoch from finished_at)::bigint AS finished FROM media_jobs
+             WHERE notified_at IS NULL AND status IN ('succeeded', 'failed', 'cancelled')
+               AND finished_at < now() - make_interval(secs => $1::double precision / 1000)
+             LIMIT 500",
+        )
+        .bind(after_ms as f64)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows.iter().map(|r| (r.get("id"), JobStatus::from_name(r.get::<String, _>("status").as_str()).unwrap_or(JobStatus::Failed), r.get("error"), r.get("finished"))).collect())
+    }
+
     /// Finished jobs' count and cost per user, feature and kind (the admin usage report).
     pub async fn usage(&self, tenant: &str) -> Result<Vec<MediaUsage>, DbError> {
         let mut tx = self.db.tenant_tx(tenant).await?;

@@ -20,7 +20,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meridian_shared::config::{Config, MediaConfig, WebhookConfig};
+use meridian_shared::config::{Config, MediaConfig};
 use meridian_shared::media::{JobEvent, JobStatus, MediaKind};
 use meridian_shared::usage::UsageEvent;
 use tokio::sync::watch;
@@ -81,20 +81,13 @@ impl Worker {
         self.config.tenants.iter().filter(|t| t.region == self.config.server.region).map(|t| t.id.clone()).collect()
     }
 
-    fn webhook(&self, tenant: &str) -> Option<&WebhookConfig> {
-        self.config.tenant(tenant).and_then(|t| t.webhook.as_ref())
-    }
-
+    /// Publishes the event; a final one also goes to the tenant's webhook (queued first,
+    /// so whoever sees the event can count on the call being on its way).
     async fn announce(&self, e: JobEvent) {
-        publish(&self.queues, &e).await;
-        if e.status.is_final() {
-            if let Some(w) = self.webhook(&e.tenant) {
-                match env_secret(&w.secret_env) {
-                    Some(secret) => super::webhook::deliver(self.http.clone(), w.url.clone(), secret.into_bytes(), &e, w.attempts),
-                    None => tracing::error!(tenant = %e.tenant, "webhook secret {} is not set", w.secret_env),
-                }
-            }
+        if e.status.is_final() && self.config.tenant(&e.tenant).is_some_and(|t| t.webhook.is_some()) {
+            super::webhook::enqueue(&self.queues, &e).await;
         }
+        publish(&self.queues, &e).await;
     }
 
     /// Runs until `stop` turns true, then finishes (or returns) the job in hand.

@@ -542,3 +542,27 @@ async fn one_tenant_cannot_starve_another() {
     }
     assert_eq!(most, 1, "never two of tenant-eu's jobs at once: {so_far:?} {rest:?}");
 }
+
+#[tokio::test]
+async fn a_worker_dying_right_after_a_job_loses_no_webhook_call() {
+    let data = DataServices::start("eu").await;
+    // The receiver refuses the first call; the worker that finished the job dies at once.
+    let hook = WebhookSink::refusing(1).await;
+    let s = stack(&data, &format!(", webhook: {{ url: \"{}\", secret_env: MERIDIAN_TEST_WEBHOOK_SECRET }}", hook.url), &[("MERIDIAN_TEST_WEBHOOK_SECRET", "whsec-test")]).await;
+    let mut first = s.start_worker("image");
+    let mut events = Events::open(&s, &s.key, None).await;
+    let (_, _, body) = post(&s, &s.key, "/v1/images/generations", json!({"model": "image", "prompt": "Announce me", "size": "256x256", "async": true}), &[]).await;
+    let id = json_of(&body)["id"].as_str().unwrap().to_string();
+    events.until(|e| is(e, "job.succeeded", &id)).await;
+    let _ = std::process::Command::new("kill").arg("-9").arg(first.pid().to_string()).status();
+    assert!(first.exited_within(Duration::from_secs(5)));
+    // Another worker process delivers it (from the retry schedule, a reclaimed delivery or
+    // the outbox, whichever the first one left behind), signed.
+    let _second = s.start_worker("image");
+    let hooks = hook.wait_for(1).await;
+    let (sig, body) = &hooks[0];
+    let e = json_of(body);
+    assert_eq!((e["job_id"].as_str(), e["type"].as_str()), (Some(id.as_str()), Some("job.succeeded")));
+    let t: u64 = sig.split(',').next().unwrap().trim_start_matches("t=").parse().unwrap();
+    assert_eq!(sig, &meridian_regional::media::webhook::sign(b"whsec-test", t, body));
+}
