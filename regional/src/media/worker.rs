@@ -27,9 +27,10 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::events::publish;
-use super::execute::{Executor, Failure};
+use super::execute::Failure;
 use super::queue::{Delivery, Queue, Slot};
 use super::store::{JobStore, StoredOutput};
+use super::supervise::Ending;
 use crate::clock::unix_secs as now_s;
 use crate::crypto::Keyring;
 use crate::db::Db;
@@ -56,20 +57,8 @@ pub fn kinds_of(queue: &str) -> Vec<&'static str> {
     [MediaKind::Image, MediaKind::Speech, MediaKind::Transcription, MediaKind::Video].into_iter().filter(|k| k.queue() == queue).map(MediaKind::as_str).collect()
 }
 
-fn env_secret(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-enum Ending {
-    Done(Result<super::execute::Produced, Failure>),
-    /// Cancelled or taken over: the result is not ours to store.
-    Lost,
-    /// Shutting down past the grace period: give the job back.
-    Returned,
-}
-
 impl Worker {
-    fn media(&self) -> &MediaConfig {
+    pub(super) fn media(&self) -> &MediaConfig {
         self.config.media.as_ref().expect("workers run only with a media section")
     }
 
@@ -224,7 +213,7 @@ impl Worker {
             None => None,
         };
 
-        let ending = self.execute(d, &claimed.request, upload.as_deref(), stop).await;
+        let ending = self.supervise(d, &claimed.request, upload.as_deref(), stop).await;
         match ending {
             Ending::Lost => tracing::info!("the job was cancelled or taken over; its result is dropped"),
             Ending::Returned => {
@@ -298,55 +287,6 @@ impl Worker {
             let _ = self.queues.dead_letter(self.queue, &d.tenant, d.job, &f.reason).await;
             metrics::counter!("meridian_media_jobs_total", "queue" => self.queue, "outcome" => "failed").increment(1);
             self.announce(failed(d, &f.reason)).await;
-        }
-    }
-
-    /// Runs the request while keeping the lease alive and watching for cancellation and
-    /// shutdown.
-    async fn execute(&self, d: &Delivery, req: &meridian_shared::media::MediaRequest, upload: Option<&[u8]>, stop: &mut watch::Receiver<bool>) -> Ending {
-        let q = self.media().queue;
-        let (progress_tx, mut progress_rx) = watch::channel(None::<f32>);
-        let secret = env_secret;
-        let exec = Executor { cfg: self.media(), http: &self.http, secret: &secret };
-        let run = exec.run(req, upload, &progress_tx);
-        tokio::pin!(run);
-        // Absolute deadlines, so that frequent progress events never postpone them.
-        let beat = Duration::from_millis((q.visibility_ms / 3).max(50));
-        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut grace: Option<tokio::time::Instant> = None;
-        let store = JobStore { db: &self.db };
-        loop {
-            tokio::select! {
-                result = &mut run => return Ending::Done(result),
-                _ = tokio::time::sleep_until(grace.unwrap_or_else(tokio::time::Instant::now)), if grace.is_some() => return Ending::Returned,
-                _ = heartbeat.tick() => {
-                    let p = *progress_rx.borrow();
-                    match store.heartbeat(&d.tenant, d.job, &self.name, q.visibility_ms, p).await {
-                        Ok(false) => return Ending::Lost,
-                        Ok(true) => {
-                            let _ = self.queues.take_slot(&d.tenant, d.job, u32::MAX, q.visibility_ms).await;
-                            let _ = self.queues.touch(self.queue, &self.name, &d.entry).await;
-                        }
-                        Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
-                    }
-                }
-                changed = progress_rx.changed() => {
-                    let latest = *progress_rx.borrow_and_update();
-                    if changed.is_ok() {
-                        if let Some(p) = latest {
-                            let mut e = JobEvent::new("progress", &d.job.to_string(), &d.tenant, JobStatus::Running, now_s());
-                            e.progress = Some(p);
-                            publish(&self.queues, &e).await;
-                        }
-                    }
-                }
-                r = stop.changed(), if grace.is_none() => {
-                    if r.is_err() || *stop.borrow() {
-                        grace = Some(tokio::time::Instant::now() + Duration::from_millis(q.shutdown_grace_ms));
-                    }
-                }
-            }
         }
     }
 }
