@@ -76,7 +76,7 @@ async fn import(env: &Env, s: &Settings, body: &[u8]) -> Result<String, GatewayE
     if i.entries.is_empty() || i.entries.len() > MAX_IMPORT_ENTRIES {
         return Err(GatewayError::invalid_param(format!("entries must hold 1 to {MAX_IMPORT_ENTRIES} items"), "entries"));
     }
-    semantic::import(env, s, &tenant, i.entries).await.map_err(GatewayError::invalid)
+    semantic::import(env, s, &tenant, i.entries).await
 }
 
 async fn purge(env: &Env, tenant: &str) -> Result<String, GatewayError> {

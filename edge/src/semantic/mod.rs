@@ -10,7 +10,7 @@
 
 pub mod wire;
 
-use meridian_shared::api::ChatRequest;
+use meridian_shared::api::{ChatRequest, GatewayError};
 use meridian_shared::auth::Principal;
 use meridian_shared::cache::semantic::{applies, effective_threshold, scope, Lookup};
 use meridian_shared::cache::{CachedAnswer, Mode};
@@ -176,17 +176,24 @@ pub struct ImportEntry {
     pub answer: meridian_shared::api::ChatResponse,
 }
 
+/// Most dimensions an imported embedding may have.
+pub const MAX_DIMS: usize = 4096;
+
 /// Stores imported entries for `tenant` (scoped exactly as live requests are); returns
-/// the tenant's entry count.
-pub async fn import(env: &Env, s: &Settings, tenant: &str, entries: Vec<ImportEntry>) -> Result<String, String> {
+/// the tenant's entry count. Bad entries are refused (400) before anything is stored.
+pub async fn import(env: &Env, s: &Settings, tenant: &str, entries: Vec<ImportEntry>) -> Result<String, GatewayError> {
+    let dims = entries.first().map_or(0, |e| e.embedding.len());
+    if dims == 0 || dims > MAX_DIMS || entries.iter().any(|e| e.embedding.len() != dims || e.embedding.iter().any(|x| !x.is_finite())) {
+        return Err(GatewayError::invalid_param(format!("every embedding must have the same 1 to {MAX_DIMS} finite dimensions"), "entries"));
+    }
     let now = now_ms() / 1000;
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
-        let (scope, question, _) = scoped(s, tenant, &e.request).ok_or("every request must end with a non-empty user turn")?;
+        let (scope, question, _) = scoped(s, tenant, &e.request).ok_or_else(|| GatewayError::invalid_param("every request must end with a non-empty user turn", "entries"))?;
         out.push(StoreRequest { scope, question, embedding: e.embedding, answer: CachedAnswer { response: e.answer, stored_at: now } });
     }
-    let body = serde_json::to_string(&(out, limits(s))).map_err(|e| e.to_string())?;
-    call(env, tenant, "/store", body).await.map_err(|e| e.to_string())
+    let body = serde_json::to_string(&(out, limits(s))).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    call(env, tenant, "/store", body).await.map_err(|e| GatewayError::Unavailable(format!("the tenant's semantic cache: {e}")))
 }
 
 /// The tenant's cache size (`POST /internal/semantic-cache/stats`).

@@ -402,6 +402,33 @@ semantic_cache: { enabled: true }
         assert_eq!(calls().await, 7);
         assert_eq!(internal(&s, "/internal/semantic-cache/stats", secret, json!({"tenant": "tenant-b"})).await.1["entries"], 1, "other tenants untouched");
 
+        // Import: bad entries are refused whole; a good one is served like a live entry.
+        let request = |q: &str| json!({"model": "allowed", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": q}]});
+        let answer = json!({"id": "imported", "object": "chat.completion", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Thirty days."}, "finish_reason": "stop"}]});
+        let bad = json!({"tenant": "tenant-eu", "entries": [{"request": request("a"), "embedding": [0.1, 0.2], "answer": answer}, {"request": request("b"), "embedding": [0.1], "answer": answer}]});
+        let (st, v) = internal(&s, "/internal/semantic-cache/import", secret, bad).await;
+        assert_eq!((st, v["error"]["param"].as_str()), (400, Some("entries")), "{v}");
+        let no_question = json!({"tenant": "tenant-eu", "entries": [{"request": {"model": "allowed", "messages": [{"role": "assistant", "content": "hi"}]}, "embedding": [0.1], "answer": answer}]});
+        assert_eq!(internal(&s, "/internal/semantic-cache/import", secret, no_question).await.0, 400);
+        let embedded: Value = s
+            .http
+            .post(format!("{}/internal/embed", s.eu.url))
+            .header("x-meridian-internal", secret)
+            .json(&json!({"tenant": "tenant-eu", "texts": ["What is the refund window?"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let good = json!({"tenant": "tenant-eu", "entries": [{"request": request("What is the refund window?"), "embedding": embedded["vectors"][0], "answer": answer}]});
+        let (st, v) = internal(&s, "/internal/semantic-cache/import", secret, good).await;
+        assert_eq!((st, v["entries"].as_u64()), (200, Some(2)), "{v}");
+        let (c, text) = ask(&s, &s.key_eu, "What is the refund window?", false, &[]).await;
+        assert!(c.starts_with("semantic; similarity=1.0000"), "{c}");
+        assert_eq!(text, "Thirty days.");
+        assert_eq!(calls().await, 7, "served from the imported entry");
+
         // The home region is gone: the lookup is a miss and the answer still comes.
         s.eu.terminate();
         assert!(s.eu.exited_within(std::time::Duration::from_secs(10)), "the EU backend stopped");
