@@ -82,6 +82,27 @@ pub fn quantize(v: &[f32]) -> (Vec<i8>, f32) {
     (v.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8).collect(), scale)
 }
 
+/// The integer dot product of two code vectors: the hot loop of a lookup (100k entries ×
+/// 384 dimensions). In a Worker (wasm32 with SIMD) 16 codes at a time, widened to i16
+/// and multiplied pairwise into i32 lanes (`i32x4.dot_i16x8_s`); elsewhere plain Rust.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn dot_codes(a: &[i8], b: &[i8]) -> i32 {
+    use core::arch::wasm32::*;
+    let n = a.len().min(b.len());
+    let whole = n / 16 * 16;
+    let mut acc = i32x4_splat(0);
+    for i in (0..whole).step_by(16) {
+        // SAFETY: i + 16 <= whole <= len of both slices; wasm loads need no alignment.
+        let (va, vb) = unsafe { (v128_load(a.as_ptr().add(i) as *const v128), v128_load(b.as_ptr().add(i) as *const v128)) };
+        let lo = i32x4_dot_i16x8(i16x8_extend_low_i8x16(va), i16x8_extend_low_i8x16(vb));
+        let hi = i32x4_dot_i16x8(i16x8_extend_high_i8x16(va), i16x8_extend_high_i8x16(vb));
+        acc = i32x4_add(acc, i32x4_add(lo, hi));
+    }
+    let lanes = i32x4_extract_lane::<0>(acc) + i32x4_extract_lane::<1>(acc) + i32x4_extract_lane::<2>(acc) + i32x4_extract_lane::<3>(acc);
+    lanes + a[whole..n].iter().zip(&b[whole..n]).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum::<i32>()
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 fn dot_codes(a: &[i8], b: &[i8]) -> i32 {
     a.iter().zip(b).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum()
 }
