@@ -12,9 +12,8 @@ pub mod wire;
 
 use meridian_shared::api::{ChatRequest, GatewayError};
 use meridian_shared::auth::Principal;
-use meridian_shared::cache::semantic::{applies, effective_threshold, scope, Lookup};
+use meridian_shared::cache::semantic::{applies, effective_threshold, scope, tenant_policy, Lookup};
 use meridian_shared::cache::{CachedAnswer, Mode};
-use meridian_shared::config::{EmbeddingModel, TenantConfig};
 use serde::Deserialize;
 use serde_json::json;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
@@ -98,12 +97,11 @@ pub async fn embed(s: &Settings, p: &Principal, texts: &[String]) -> Result<Vec<
     Ok(e.vectors)
 }
 
-/// The scope (with the embedding model) and the question of a request, if it has one.
-fn scoped(s: &Settings, tenant: &str, chat: &ChatRequest) -> Option<(String, String, EmbeddingModel)> {
-    let model = s.tenant(tenant).map_or(EmbeddingModel::AllMiniLmL6V2, TenantConfig::embedding_model);
-    let (key, question) = scope(tenant, chat)?;
-    // Vectors of different models are not comparable: the model is part of the scope.
-    Some((format!("{key}:{}", model.name()), question, model))
+/// The scope and the question of a request, if it has one, and the tenant's threshold.
+fn scoped(s: &Settings, tenant: &str, chat: &ChatRequest) -> Option<(String, String, f32)> {
+    let (model, threshold) = tenant_policy(&s.config.semantic_cache, s.tenant(tenant));
+    let (key, question) = scope(tenant, chat, model)?;
+    Some((key, question, threshold))
 }
 
 /// Looks the request up; every failure of the cache itself is a miss, never an error.
@@ -113,7 +111,7 @@ pub async fn lookup(env: &Env, s: &Settings, p: &Principal, chat: &ChatRequest, 
     if !applies(&cfg, mode, chat) {
         return Outcome::skip();
     }
-    let Some((scope_key, question, model)) = scoped(s, &p.tenant, chat) else { return Outcome::skip() };
+    let Some((scope_key, question, tenant_threshold)) = scoped(s, &p.tenant, chat) else { return Outcome::skip() };
     let started = now_ms();
     let embedded = embed(s, p, std::slice::from_ref(&question)).await;
     let embed_ms = now_ms() - started;
@@ -129,7 +127,6 @@ pub async fn lookup(env: &Env, s: &Settings, p: &Principal, chat: &ChatRequest, 
     if mode == Mode::Refresh {
         return Outcome::Miss { pending: Some(pending), lookup: None };
     }
-    let tenant_threshold = s.tenant(&p.tenant).and_then(|t| t.semantic_cache_threshold).unwrap_or(cfg.threshold_for(model));
     let req = LookupRequest {
         scope: pending.scope.clone(),
         question: pending.question.clone(),

@@ -16,9 +16,8 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use meridian_shared::api::ChatRequest;
 use meridian_shared::auth::Principal;
-use meridian_shared::cache::semantic::{applies, effective_threshold, scope, Lookup, THRESHOLD_HEADER};
+use meridian_shared::cache::semantic::{applies, effective_threshold, scope, tenant_policy, Lookup, THRESHOLD_HEADER};
 use meridian_shared::cache::{self, CachedAnswer, Mode};
-use meridian_shared::config::{EmbeddingModel, TenantConfig};
 use meridian_shared::usage::UsageEvent;
 
 use meridian_regional::embed::Role;
@@ -61,11 +60,8 @@ pub async fn lookup(st: &SharedState, p: &Principal, chat: &ChatRequest, headers
     if !applies(&cfg, mode, chat) {
         return Outcome::Miss(None);
     }
-    let tenant_cfg = st.config.tenant(&p.tenant);
-    let model = tenant_cfg.map_or(EmbeddingModel::AllMiniLmL6V2, TenantConfig::embedding_model);
-    let Some((scope_key, question)) = scope(&p.tenant, chat) else { return Outcome::Miss(None) };
-    // Vectors of different models are not comparable: the model is part of the scope.
-    let scope_key = format!("{scope_key}:{}", model.name());
+    let (model, tenant_threshold) = tenant_policy(&cfg, st.config.tenant(&p.tenant));
+    let Some((scope_key, question)) = scope(&p.tenant, chat, model) else { return Outcome::Miss(None) };
     let embedding = match dp.embedder.embed(&p.tenant, model, Role::Query, std::slice::from_ref(&question)).await {
         Ok((mut v, _)) => v.remove(0),
         Err(e) => {
@@ -78,7 +74,7 @@ pub async fn lookup(st: &SharedState, p: &Principal, chat: &ChatRequest, headers
         return Outcome::Miss(Some(pending));
     }
     let requested = headers.get(THRESHOLD_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f32>().ok());
-    let threshold = effective_threshold(tenant_cfg.and_then(|t| t.semantic_cache_threshold).unwrap_or(cfg.threshold_for(model)), requested);
+    let threshold = effective_threshold(tenant_threshold, requested);
     let key = match dp.db.data_key(&dp.keyring, &p.tenant).await {
         Ok(k) => k,
         Err(e) => {

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::{ChatRequest, Role};
-use crate::config::SemanticCacheSettings;
+use crate::config::{EmbeddingModel, SemanticCacheSettings, TenantConfig};
 
 use super::{cache_key, is_cacheable, Mode};
 
@@ -44,9 +44,17 @@ impl Lookup {
     }
 }
 
+/// The embedding model and threshold a tenant's lookups use: its own threshold, or the
+/// default for its model.
+pub fn tenant_policy(cfg: &SemanticCacheSettings, tenant: Option<&TenantConfig>) -> (EmbeddingModel, f32) {
+    let model = tenant.map_or(EmbeddingModel::AllMiniLmL6V2, TenantConfig::embedding_model);
+    (model, tenant.and_then(|t| t.semantic_cache_threshold).unwrap_or(cfg.threshold_for(model)))
+}
+
 /// The scope key and the text to embed, for a request whose last message is a user
-/// turn; `None` otherwise (nothing to match semantically).
-pub fn scope(tenant: &str, req: &ChatRequest) -> Option<(String, String)> {
+/// turn; `None` otherwise (nothing to match semantically). Vectors of different models
+/// are not comparable, so the embedding `model` is part of the scope.
+pub fn scope(tenant: &str, req: &ChatRequest, model: EmbeddingModel) -> Option<(String, String)> {
     let last = req.messages.last()?;
     if last.role != Role::User {
         return None;
@@ -61,7 +69,7 @@ pub fn scope(tenant: &str, req: &ChatRequest) -> Option<(String, String)> {
     // The exact-cache key over everything else already covers tenant, model, system
     // prompt, conversation prefix and parameters.
     let key = cache_key(tenant, &prefix);
-    Some((format!("{key}:sem:{language}"), question))
+    Some((format!("{key}:sem:{language}:{}", model.name()), question))
 }
 
 /// Function words of the languages whose short questions trigram statistics confuse.
@@ -132,9 +140,52 @@ pub fn decide(similarity: f32, threshold: f32, cached: &str, asked: &str, guard_
 }
 
 const NEGATIONS: &[&str] = &[
-    "not", "no", "never", "none", "nobody", "nothing", "nowhere", "neither", "nor", "without", "cannot", "cant", "dont", "doesnt", "isnt", "arent", "wasnt",
-    "werent", "wont", "wouldnt", "shouldnt", "couldnt", "didnt", "hasnt", "havent", "hadnt", "mustnt", "neednt", "except", "excluding", "nicht", "kein", "keine",
-    "nie", "pas", "jamais", "sans", "sin", "nunca", "non", "mai", "senza", "nao", "não", "niet", "geen",
+    "not",
+    "no",
+    "never",
+    "none",
+    "nobody",
+    "nothing",
+    "nowhere",
+    "neither",
+    "nor",
+    "without",
+    "cannot",
+    "cant",
+    "dont",
+    "doesnt",
+    "isnt",
+    "arent",
+    "wasnt",
+    "werent",
+    "wont",
+    "wouldnt",
+    "shouldnt",
+    "couldnt",
+    "didnt",
+    "hasnt",
+    "havent",
+    "hadnt",
+    "mustnt",
+    "neednt",
+    "except",
+    "excluding",
+    "nicht",
+    "kein",
+    "keine",
+    "nie",
+    "pas",
+    "jamais",
+    "sans",
+    "sin",
+    "nunca",
+    "non",
+    "mai",
+    "senza",
+    "nao",
+    "não",
+    "niet",
+    "geen",
 ];
 
 fn words(text: &str) -> Vec<String> {
@@ -209,20 +260,21 @@ mod tests {
 
     #[test]
     fn scope_covers_everything_but_the_last_user_turn() {
+        const M: EmbeddingModel = EmbeddingModel::AllMiniLmL6V2;
         let q = |t: &str| req(vec![Message::text(Role::System, "be brief"), Message::text(Role::User, t)]);
-        let (a, qa) = scope("t1", &q("How do I reset my password?")).unwrap();
-        let (b, _) = scope("t1", &q("How can I change my password?")).unwrap();
+        let (a, qa) = scope("t1", &q("How do I reset my password?"), M).unwrap();
+        let (b, _) = scope("t1", &q("How can I change my password?"), M).unwrap();
         assert_eq!(a, b, "paraphrases share a scope");
         assert_eq!(qa, "How do I reset my password?");
-        assert_ne!(a, scope("t2", &q("How do I reset my password?")).unwrap().0, "tenant");
+        assert_ne!(a, scope("t2", &q("How do I reset my password?"), M).unwrap().0, "tenant");
         let other_system = req(vec![Message::text(Role::System, "be verbose"), Message::text(Role::User, "How do I reset my password?")]);
-        assert_ne!(a, scope("t1", &other_system).unwrap().0, "system prompt");
+        assert_ne!(a, scope("t1", &other_system, M).unwrap().0, "system prompt");
         let mut hot = q("How do I reset my password?");
         hot.temperature = Some(1.5);
-        assert_ne!(a, scope("t1", &hot).unwrap().0, "generation parameters");
-        let (fr, _) = scope("t1", &q("Comment réinitialiser mon mot de passe ?")).unwrap();
+        assert_ne!(a, scope("t1", &hot, M).unwrap().0, "generation parameters");
+        let (fr, _) = scope("t1", &q("Comment réinitialiser mon mot de passe ?"), M).unwrap();
         assert_ne!(a, fr, "language");
-        assert!(scope("t1", &req(vec![Message::text(Role::Assistant, "hi")])).is_none());
+        assert!(scope("t1", &req(vec![Message::text(Role::Assistant, "hi")]), M).is_none());
         for (text, lang) in [
             ("How do I reset my password?", "eng"),
             ("Wie setze ich mein Passwort zurück?", "deu"),
@@ -232,6 +284,7 @@ mod tests {
         ] {
             assert_eq!(detect_language(text), lang, "{text}");
         }
+        assert_ne!(a, scope("t1", &q("How do I reset my password?"), EmbeddingModel::MultilingualE5Small).unwrap().0, "embedding model");
     }
 
     #[test]

@@ -10,6 +10,9 @@ use meridian_regional::semantic_cache::{Lookup, SemanticCache};
 use meridian_shared::api::{ChatRequest, Message, Role};
 use meridian_shared::cache::semantic::{scope, Miss};
 use meridian_shared::cache::CachedAnswer;
+use meridian_shared::config::EmbeddingModel;
+
+const MINILM: EmbeddingModel = EmbeddingModel::AllMiniLmL6V2;
 
 fn ask(text: &str) -> ChatRequest {
     ChatRequest { model: "gpt-4o".into(), messages: vec![Message::text(Role::System, "Be brief."), Message::text(Role::User, text)], ..Default::default() }
@@ -39,11 +42,11 @@ async fn paraphrases_hit_negations_other_tenants_and_expired_entries_do_not() {
     let embed = |t: &str| model.embed(&[t]).unwrap().remove(0);
     let cache = SemanticCache { db: &db, threshold: 0.85, guard: true, ttl_s: 3600 };
 
-    let (scope_a, q) = scope("a", &ask("How do I reset my password?")).unwrap();
+    let (scope_a, q) = scope("a", &ask("How do I reset my password?"), MINILM).unwrap();
     cache.store("a", &ka, &scope_a, &q, &embed(&q), &answer("Use the reset link.")).await.unwrap();
 
     // A paraphrase in the same scope is served, with its similarity.
-    let (s, p) = scope("a", &ask("How can I reset my password?")).unwrap();
+    let (s, p) = scope("a", &ask("How can I reset my password?"), MINILM).unwrap();
     assert_eq!(s, scope_a);
     match cache.lookup("a", &ka, &s, &p, &embed(&p)).await.unwrap() {
         Lookup::Hit { answer, similarity, .. } => {
@@ -53,20 +56,20 @@ async fn paraphrases_hit_negations_other_tenants_and_expired_entries_do_not() {
         miss => panic!("expected a hit: {miss:?}"),
     }
     // A negated question is close in vector space but never served.
-    let (s, n) = scope("a", &ask("How do I not reset my password?")).unwrap();
+    let (s, n) = scope("a", &ask("How do I not reset my password?"), MINILM).unwrap();
     match cache.lookup("a", &ka, &s, &n, &embed(&n)).await.unwrap() {
         Lookup::Miss { nearest: Some(sim), reason } => assert!(reason == Some(Miss::Negation) || reason == Some(Miss::BelowThreshold), "{sim} {reason:?}"),
         other => panic!("a negation must miss: {other:?}"),
     }
     // Tenant B asking the very same question misses — even when it presents A's scope,
     // row-level security hides A's entries.
-    let (scope_b, qb) = scope("b", &ask("How do I reset my password?")).unwrap();
+    let (scope_b, qb) = scope("b", &ask("How do I reset my password?"), MINILM).unwrap();
     assert_ne!(scope_b, scope_a);
     assert_eq!(cache.lookup("b", &kb, &scope_b, &qb, &embed(&qb)).await.unwrap(), Lookup::Miss { nearest: None, reason: None });
     assert_eq!(cache.lookup("b", &kb, &scope_a, &qb, &embed(&qb)).await.unwrap(), Lookup::Miss { nearest: None, reason: None });
     // Expired entries are neither served nor kept.
     let short = SemanticCache { ttl_s: 0, ..cache };
-    let (s2, q2) = scope("a", &ask("What are your opening hours?")).unwrap();
+    let (s2, q2) = scope("a", &ask("What are your opening hours?"), MINILM).unwrap();
     short.store("a", &ka, &s2, &q2, &embed(&q2), &answer("9 to 5.")).await.unwrap();
     assert!(matches!(short.lookup("a", &ka, &s2, &q2, &embed(&q2)).await.unwrap(), Lookup::Miss { .. }));
     assert_eq!(short.purge_expired("a").await.unwrap(), 1);
@@ -74,7 +77,7 @@ async fn paraphrases_hit_negations_other_tenants_and_expired_entries_do_not() {
     // Bounded per tenant: past the cap the least recently used entries go, and only the
     // tenant's own.
     for i in 0..5 {
-        let (s, q) = scope("a", &ask(&format!("Question number {i}?"))).unwrap();
+        let (s, q) = scope("a", &ask(&format!("Question number {i}?")), MINILM).unwrap();
         cache.store("a", &ka, &s, &q, &embed(&q), &answer("x")).await.unwrap();
     }
     cache.store("b", &kb, &scope_b, &qb, &embed(&qb), &answer("b's")).await.unwrap();
@@ -100,7 +103,7 @@ async fn tenant_deletion_and_key_shredding_purge_the_cache() {
     let keyring = Keyring::from_hex(&"22".repeat(32)).unwrap();
     let model = MiniLm::load(&models_dir().join("all-minilm-l6-v2")).unwrap();
     let cache = SemanticCache { db: &db, threshold: 0.85, guard: true, ttl_s: 3600 };
-    let (sc, q) = scope("x", &ask("How do I reset my password?")).unwrap();
+    let (sc, q) = scope("x", &ask("How do I reset my password?"), MINILM).unwrap();
     let v = model.embed(&[q.as_str()]).unwrap().remove(0);
     for t in ["gone", "shredded", "kept"] {
         db.create_tenant(t, "eu").await.unwrap();
