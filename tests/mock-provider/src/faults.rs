@@ -104,6 +104,51 @@ impl Faults {
     }
 }
 
+impl Faults {
+    /// The directives for one request, starting from `base`: the `--faults` file's entry
+    /// for the model, then the model name's own `@…`, then the `x-mock-fault` header
+    /// (later ones win).
+    pub fn for_request(file: &std::collections::HashMap<String, String>, model_full: &str, header: Option<&str>, base: Faults) -> Result<Faults, String> {
+        let (model, spec) = split_model(model_full);
+        let mut f = base;
+        if let Some(s) = file.get(model) {
+            f.parse_into(s)?;
+        }
+        f.parse_into(spec)?;
+        if let Some(h) = header {
+            f.parse_into(h)?;
+        }
+        Ok(f)
+    }
+
+    /// Waits as `hang` (forever) and `latency` (fixed or uniform) say.
+    pub async fn delay(&self) {
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        match self.latency {
+            Some(Latency::Fixed(d)) => tokio::time::sleep(d).await,
+            Some(Latency::Uniform(a, b)) => {
+                let ms = rand::Rng::gen_range(&mut rand::thread_rng(), a.as_millis() as u64..=b.as_millis().max(a.as_millis()) as u64);
+                tokio::time::sleep(Duration::from_millis(ms)).await
+            }
+            None => {}
+        }
+    }
+
+    /// The status this request fails with, if it fails: `flap` (503 unless `status`)
+    /// while the model is young, the first `fail_first` requests, or always with `status`
+    /// (500 unless given). `since_first` and `prior` come from the attempt log.
+    pub fn failure(&self, since_first: f64, prior: u64) -> Option<u16> {
+        let failing = match (self.flap_secs, self.fail_first) {
+            (Some(secs), _) => since_first < secs as f64,
+            (None, Some(n)) => prior < n,
+            (None, None) => self.status.is_some(),
+        };
+        failing.then(|| self.status.unwrap_or(if self.flap_secs.is_some() { 503 } else { 500 }))
+    }
+}
+
 /// Splits `name@directives` into the model name and its directives.
 pub fn split_model(model: &str) -> (&str, &str) {
     model.split_once('@').unwrap_or((model, ""))

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::attempts::{unix_secs, Attempt};
 use crate::conn::ResetHandle;
 use crate::content::{ask, remaining_tokens};
-use crate::faults::{split_model, Faults, Latency};
+use crate::faults::{split_model, Faults};
 use crate::wire::{ErrorKind, Reply, Wire};
 use crate::{anthropic, gemini, openai};
 
@@ -71,14 +71,14 @@ fn system_text(wire: Wire, body: &Value) -> String {
 
 /// Applies the pre-answer faults. `Ok(faults)` means: go on and answer.
 async fn preflight(st: &crate::State, req: &Request, headers: &HeaderMap, reset: &ResetHandle, query_key: Option<&str>) -> Result<Faults, Response> {
-    let (model, spec) = split_model(&req.model_full);
-    let mut f = Faults { tokens: Some(st.tokens), ..Default::default() };
-    let parsed = st.faults.get(model).map(|s| f.parse_into(s)).transpose().and_then(|_| f.parse_into(spec)).and_then(|_| header(headers, "x-mock-fault").map(|s| f.parse_into(s)).transpose());
-    if let Err(e) = parsed {
-        let mut r = error(req.wire, ErrorKind::Status(400), vec![]);
-        *r.body_mut() = axum::body::Body::from(json!({"mock_error": e}).to_string());
-        return Err(r);
-    }
+    let f = match Faults::for_request(&st.faults, &req.model_full, header(headers, "x-mock-fault"), Faults { tokens: Some(st.tokens), ..Default::default() }) {
+        Ok(f) => f,
+        Err(e) => {
+            let mut r = error(req.wire, ErrorKind::Status(400), vec![]);
+            *r.body_mut() = axum::body::Body::from(json!({"mock_error": e}).to_string());
+            return Err(r);
+        }
+    };
     let (since_first, prior) = st.log.record(Attempt {
         seq: 0,
         at_ms: 0.0,
@@ -94,17 +94,7 @@ async fn preflight(st: &crate::State, req: &Request, headers: &HeaderMap, reset:
         reset.reset();
         return Err(().into_response());
     }
-    if f.hang {
-        std::future::pending::<()>().await;
-    }
-    match f.latency {
-        Some(Latency::Fixed(d)) => tokio::time::sleep(d).await,
-        Some(Latency::Uniform(a, b)) => {
-            let ms = rand::thread_rng().gen_range(a.as_millis() as u64..=b.as_millis().max(a.as_millis()) as u64);
-            tokio::time::sleep(Duration::from_millis(ms)).await
-        }
-        None => {}
-    }
+    f.delay().await;
     match credential(req.wire, headers, query_key).as_deref() {
         None | Some("") => return Err(error(req.wire, ErrorKind::MissingKey, vec![])),
         Some("invalid") => return Err(error(req.wire, ErrorKind::InvalidKey, vec![])),
@@ -113,13 +103,7 @@ async fn preflight(st: &crate::State, req: &Request, headers: &HeaderMap, reset:
     if req.wire == Wire::Anthropic && header(headers, "anthropic-version").is_none() {
         return Err(error(req.wire, ErrorKind::BadRequest, vec![]));
     }
-    let failing = match (f.flap_secs, f.fail_first) {
-        (Some(secs), _) => since_first < secs as f64,
-        (None, Some(n)) => prior < n,
-        (None, None) => f.status.is_some(),
-    };
-    if failing {
-        let status = f.status.unwrap_or(if f.flap_secs.is_some() { 503 } else { 500 });
+    if let Some(status) = f.failure(since_first, prior) {
         let mut extra = Vec::new();
         if let Some(s) = f.retry_after {
             extra.push(("retry-after", s.to_string()));

@@ -16,13 +16,10 @@ pub use runway::Task as VideoTask;
 pub use runway::{download as runway_download, submit as runway_submit, task as runway_task};
 pub use stability::text_to_image as stability_text_to_image;
 
-use std::time::Duration;
-
 use axum::http::HeaderMap;
-use rand::Rng;
 
 use crate::attempts::Attempt;
-use crate::faults::{split_model, Faults, Latency};
+use crate::faults::Faults;
 
 /// What went wrong before answering, for the provider to render in its own shape.
 pub enum Refusal {
@@ -36,18 +33,7 @@ pub enum Refusal {
 /// Parses the faults for `model_full`, logs the attempt, then applies latency, hang,
 /// credentials and failure status. `Ok` means: answer.
 pub async fn preflight(st: &crate::State, wire: &'static str, path: &str, model_full: &str, prompt: &str, headers: &HeaderMap, key: Option<&str>) -> Result<Faults, Refusal> {
-    let (model, spec) = split_model(model_full);
-    let mut f = Faults::default();
-    let parsed = st
-        .faults
-        .get(model)
-        .map(|s| f.parse_into(s))
-        .transpose()
-        .and_then(|_| f.parse_into(spec))
-        .and_then(|_| headers.get("x-mock-fault").and_then(|v| v.to_str().ok()).map(|s| f.parse_into(s)).transpose());
-    if let Err(e) = parsed {
-        return Err(Refusal::BadRequest(e));
-    }
+    let f = Faults::for_request(&st.faults, model_full, headers.get("x-mock-fault").and_then(|v| v.to_str().ok()), Faults::default()).map_err(Refusal::BadRequest)?;
     let (since_first, prior) = st.log.record(Attempt {
         seq: 0,
         at_ms: 0.0,
@@ -59,29 +45,14 @@ pub async fn preflight(st: &crate::State, wire: &'static str, path: &str, model_
         message_count: 1,
         system: String::new(),
     });
-    if f.hang {
-        std::future::pending::<()>().await;
-    }
-    match f.latency {
-        Some(Latency::Fixed(d)) => tokio::time::sleep(d).await,
-        Some(Latency::Uniform(a, b)) => {
-            let ms = rand::thread_rng().gen_range(a.as_millis() as u64..=b.as_millis().max(a.as_millis()) as u64);
-            tokio::time::sleep(Duration::from_millis(ms)).await
-        }
-        None => {}
-    }
+    f.delay().await;
     match key {
         None | Some("") => return Err(Refusal::MissingKey),
         Some("invalid") => return Err(Refusal::InvalidKey),
         _ => {}
     }
-    let failing = match (f.flap_secs, f.fail_first) {
-        (Some(secs), _) => since_first < secs as f64,
-        (None, Some(n)) => prior < n,
-        (None, None) => f.status.is_some(),
-    };
-    if failing {
-        return Err(Refusal::Status(f.status.unwrap_or(if f.flap_secs.is_some() { 503 } else { 500 }), f.retry_after));
+    if let Some(status) = f.failure(since_first, prior) {
+        return Err(Refusal::Status(status, f.retry_after));
     }
     if f.content_policy {
         return Err(Refusal::ContentPolicy);
