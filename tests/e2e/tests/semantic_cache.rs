@@ -120,12 +120,32 @@ async fn tenant_deletion_and_key_shredding_purge_the_cache() {
     assert_eq!(count("kept").await, 1);
 }
 
+/// Asks `q` (after a fixed system prompt) at `url` with `key`, as JSON or a stream;
+/// returns the `x-meridian-cache` header and the answer text. Both hosts' tests use it.
+async fn ask_over_http(http: &reqwest::Client, url: String, key: &str, q: &str, stream: bool, extra: &[(&str, &str)]) -> (String, String) {
+    use serde_json::{json, Value};
+    let mut r = http.post(url).bearer_auth(key).json(&json!({"model": "allowed", "stream": stream, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": q}]}));
+    for (k, v) in extra {
+        r = r.header(*k, *v);
+    }
+    let resp = r.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let cache = meridian_e2e::header(resp.headers(), "x-meridian-cache").to_string();
+    if stream {
+        let sse = meridian_e2e::read_sse(resp).await;
+        assert!(sse.done, "{}", sse.raw);
+        (cache, sse.text())
+    } else {
+        let v: Value = resp.json().await.unwrap();
+        (cache, v["choices"][0]["message"]["content"].as_str().unwrap().to_string())
+    }
+}
+
 mod over_http {
     //! The same cache on the regional request path, over real HTTP: a paraphrase is served
     //! from the cache (JSON and replayed SSE) without a provider call; a negated question,
     //! another tenant, and a bypass all go to the provider.
     use meridian_e2e::*;
-    use serde_json::{json, Value};
 
     const MODELS: &str = r#"
 deployments:
@@ -136,25 +156,7 @@ semantic_cache: { enabled: true }
 "#;
 
     async fn ask(s: &Stack, key: &str, q: &str, stream: bool, extra: &[(&str, &str)]) -> (String, String) {
-        let mut r = s
-            .http
-            .post(s.url("/v1/chat/completions"))
-            .bearer_auth(key)
-            .json(&json!({"model": "allowed", "stream": stream, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": q}]}));
-        for (k, v) in extra {
-            r = r.header(*k, *v);
-        }
-        let resp = r.send().await.unwrap();
-        assert_eq!(resp.status(), 200);
-        let cache = header(resp.headers(), "x-meridian-cache").to_string();
-        if stream {
-            let sse = read_sse(resp).await;
-            assert!(sse.done, "{}", sse.raw);
-            (cache, sse.text())
-        } else {
-            let v: Value = resp.json().await.unwrap();
-            (cache, v["choices"][0]["message"]["content"].as_str().unwrap().to_string())
-        }
+        super::ask_over_http(&s.http, s.url("/v1/chat/completions"), key, q, stream, extra).await
     }
 
     /// Waits (bounded) until `tenant` has `n` entries: the store runs after the answer.
@@ -298,25 +300,7 @@ semantic_cache: { enabled: true }
 "#;
 
     async fn ask(s: &EdgeStack, key: &str, q: &str, stream: bool, extra: &[(&str, &str)]) -> (String, String) {
-        let mut r = s
-            .http
-            .post(s.url("/v1/chat/completions"))
-            .bearer_auth(key)
-            .json(&json!({"model": "allowed", "stream": stream, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": q}]}));
-        for (k, v) in extra {
-            r = r.header(*k, *v);
-        }
-        let resp = r.send().await.unwrap();
-        assert_eq!(resp.status(), 200);
-        let cache = header(resp.headers(), "x-meridian-cache").to_string();
-        if stream {
-            let sse = read_sse(resp).await;
-            assert!(sse.done, "{}", sse.raw);
-            (cache, sse.text())
-        } else {
-            let v: Value = resp.json().await.unwrap();
-            (cache, v["choices"][0]["message"]["content"].as_str().unwrap().to_string())
-        }
+        super::ask_over_http(&s.http, s.url("/v1/chat/completions"), key, q, stream, extra).await
     }
 
     async fn internal(s: &EdgeStack, path: &str, secret: &str, body: Value) -> (u16, Value) {
