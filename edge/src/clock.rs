@@ -4,10 +4,10 @@ pub fn now_ms() -> u64 {
     worker::Date::now().as_millis()
 }
 
-pub fn random_f64() -> f64 {
+pub fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     let _ = getrandom::getrandom(&mut b);
-    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+    u64::from_le_bytes(b)
 }
 
 /// A random 128-bit id in hex.

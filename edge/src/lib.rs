@@ -9,7 +9,7 @@
 
 mod cache;
 mod clock;
-mod complete;
+mod drive;
 mod durable;
 mod forward;
 mod identity;
@@ -19,7 +19,6 @@ mod pipeline;
 mod respond;
 mod semantic;
 mod settings;
-mod stream;
 mod upstream;
 mod usage;
 

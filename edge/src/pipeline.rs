@@ -11,7 +11,8 @@
 //!  6 exact cache                        cache::get (ResponseCache Durable Object)
 //!  6b semantic cache                    semantic::lookup (home region embeds the
 //!                                         question; SemanticCache Durable Object)
-//!  8-10 route, failover, stream relay   complete::run / stream::respond
+//!  8-10 route, drive, relay             drive::complete / drive::stream (the shared
+//!                                         driver; fetch + Delay here)
 //! 11 settle + cache store, then usage  limits::settle, cache::put, semantic::store
 //!                                       before the answer ends; usage::send in waitUntil
 //! ```
@@ -31,9 +32,9 @@ use crate::clock::{now_ms, random_id};
 use crate::respond::{self, Trace};
 use crate::semantic::Outcome;
 use crate::settings::{self, Settings};
-use crate::stream::{Finished, Job};
+use crate::drive::{StreamedChat, Streamed};
 use crate::usage::UsageEvent;
-use crate::{cache, complete, forward, identity, internal, limits, semantic, stream, usage};
+use crate::{cache, drive, forward, identity, internal, limits, semantic, usage};
 
 fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
@@ -78,13 +79,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
 }
 
 fn models(s: &Settings, p: &Principal, trace: &Trace) -> Response {
-    let data: Vec<_> = s
-        .router
-        .model_names
-        .iter()
-        .filter(|m| p.may_use_model(m) && roles_allow(p.roles.as_deref(), &s.config.roles, RouteClass::Models, Some(m)))
-        .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "meridian"}))
-        .collect();
+    let data: Vec<_> = s.router.visible_models(p, &s.config.roles).into_iter().map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "meridian"})).collect();
     respond::json(200, json!({"object": "list", "data": data}).to_string().into_bytes(), trace.headers())
 }
 
@@ -111,9 +106,6 @@ fn estimate_tokens(req: &ChatRequest, s: &Settings) -> u64 {
     (prompt / 4) as u64 + u64::from(req.output_cap().unwrap_or(s.config.limits.default_max_tokens))
 }
 
-fn cost_of(s: &Settings, deployment: usize, model: &str, u: &Usage) -> Option<f64> {
-    s.router.deployments[deployment].price.or_else(|| s.prices.lookup(model)).map(|p| p.cost(u))
-}
 
 async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: Principal, mut trace: Trace) -> Response {
     let cache_mode = cache::mode(&req);
@@ -134,7 +126,7 @@ async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: 
 
     // 5: reserve the estimate.
     let est_tokens = estimate_tokens(&chat, &s);
-    let est_cost = model.deployments.first().and_then(|&d| cost_of(&s, d, &s.router.deployments[d].model, &Usage::new(est_tokens, 0))).unwrap_or(0.0);
+    let est_cost = model.deployments.first().and_then(|&d| meridian_shared::drive::cost(&s.router.deployments[d], &s.prices, &s.router.deployments[d].model, &Usage::new(est_tokens, 0))).unwrap_or(0.0);
     let reservation = match limits::reserve(&env, &principal.tenant, &tenant_limits, &principal.key_name, &chat.model, est_tokens, est_cost).await {
         Ok((r, h)) => {
             trace.limit_headers = h;
@@ -184,13 +176,9 @@ async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: 
         let keep = cacheable || pending.is_some();
         let (s_settle, s_after, p2, env2, feature, started) = (s.clone(), s.clone(), principal.clone(), env.clone(), trace.feature.clone(), trace.started_ms);
         let tenant_id = principal.tenant.clone();
-        let name = chat.model.clone();
-        let settle = move |f: &Finished| {
-            let (tokens, cost) = match f.deployment {
-                Some(d) => (f.usage.total_tokens, cost_of(&s_settle, d, &f.model, &f.usage).unwrap_or(0.0)),
-                None => (0, 0.0),
-            };
-            let answer = f.answer.clone().filter(|a| serde_json::to_vec(a).map(|b| b.len()).unwrap_or(usize::MAX) <= max_entry);
+        let settle = move |out: &Streamed| {
+            let (tokens, cost) = out.finished.as_ref().map_or((0, 0.0), |f| (f.usage.total_tokens, f.cost_usd.unwrap_or(0.0)));
+            let answer = out.answer.clone().filter(|a| serde_json::to_vec(a).map(|b| b.len()).unwrap_or(usize::MAX) <= max_entry);
             async move {
                 if let Some(r) = reservation {
                     limits::settle(env2.clone(), r, tokens, cost).await;
@@ -205,30 +193,33 @@ async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: 
                 }
             }
         };
-        let after = move |f: Finished| async move {
-            if let Some(d) = f.deployment {
-                let dd = &s_after.router.deployments[d];
-                let mut e = UsageEvent::for_principal(&p2, "edge", feature);
-                e.answered_by(&dd.name, &dd.provider_name, &f.model).tokens(&f.usage);
-                e.latency_ms = (now_ms() - started) as f64;
-                e.stream = true;
-                e.cost_usd = cost_of(&s_after, d, &f.model, &f.usage);
-                e.semantic = lookup;
-                usage::send(&s_after, &p2, &e).await;
-            }
+        let after = move |out: Streamed| async move {
+            let Some(f) = out.finished else {
+                drive::log_attempts(&out.attempts);
+                return;
+            };
+            let dd = &s_after.router.deployments[f.deployment];
+            let mut e = UsageEvent::for_principal(&p2, "edge", feature);
+            e.finished(&dd.name, &dd.provider_name, &f);
+            e.latency_ms = (now_ms() - started) as f64;
+            e.semantic = lookup;
+            e.attempts = out.attempts;
+            usage::send(&s_after, &p2, &e).await;
         };
-        return stream::respond(&ctx, s.clone(), Job { req: chat, model_name: name, region, cache: keep }, trace, settle, after).await;
+        return drive::stream(&ctx, s.clone(), StreamedChat { req: chat, model: model.clone(), region, cache: keep }, trace, settle, after).await;
     }
-    match complete::run(&s, &chat, model, region, &mut trace).await {
-        Ok((resp, d)) => {
+    let (result, attempts) = drive::complete(&s, &chat, model, region, &mut trace).await;
+    match result {
+        Ok(answer) => {
+            let (resp, d, cost) = (answer.output, answer.deployment, answer.cost_usd);
             let u = resp.usage.unwrap_or_default();
-            let cost = cost_of(&s, d, &resp.model, &u);
             let dd = &s.router.deployments[d];
             let mut e = UsageEvent::for_principal(&principal, "edge", trace.feature.clone());
             e.answered_by(&dd.name, &dd.provider_name, &resp.model).tokens(&u);
             e.latency_ms = (now_ms() - trace.started_ms) as f64;
             e.cost_usd = cost;
             e.semantic = lookup;
+            e.attempts = attempts;
             let body = serde_json::to_vec(&resp).unwrap_or_default();
             if let Some(r) = reservation {
                 limits::settle(env.clone(), r, u.total_tokens, cost.unwrap_or(0.0)).await;
@@ -251,6 +242,7 @@ async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: 
             respond::json(200, body, h)
         }
         Err(e) => {
+            drive::log_attempts(&attempts);
             if let Some(r) = reservation {
                 limits::settle(env.clone(), r, 0, 0.0).await;
             }

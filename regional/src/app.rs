@@ -1,20 +1,28 @@
-//! The request path of the regional gateway, in order, in one place.
+//! The request path of the regional host, in order, in one place: one `ServiceBuilder`,
+//! one layer per concern, outermost first; handlers only handle.
 //!
 //! ```text
 //!  1 request id + tracing span      SetRequestId / TraceLayer / PropagateRequestId
-//!    request counts and durations   gateway::observe::layer
-//!  2 body limit + parse             gateway::request (inside handlers, OpenAI errors)
-//!  3 auth (API key → principal)     gateway::auth::layer
-//!  4 region check, RBAC             gateway::auth::layer, gateway::chat::authorise
-//!  5 rate limit                     gateway::ratelimit::layer
-//!  6-7 exact / semantic cache       (edge issue / cache issue)
-//!    RAG: knowledge bases, docs     knowledge::{bases, documents, urls} (tenant transactions)
-//!    RAG: chatbot grounding         chatbots::chat → rag::answer, then step 8 onwards
-//!  8 route                          routing::Router::plan
-//!  9 failover ↔ adapter ↔ HTTP      gateway::complete, gateway::stream, gateway::attempt
-//! 10 stream relay + timers          gateway::stream
+//!  2 request counts and durations   gateway::observe::layer
+//!  3 identity → principal           gateway::identity::layer (API key, or edge-vouched)
+//!  4 residency                      gateway::residency::layer (homed elsewhere → 403)
+//!  5 RBAC by route class            gateway::rbac::layer
+//!  6 rate limit                     gateway::ratelimit::layer
+//!    ── handlers ──
+//!  7 body limit, parse, validate    http::body (OpenAI errors naming the field)
+//!  8 model grants                   gateway::chat::authorise, gateway::models
+//!  9 semantic cache                 semantic_cache::lookup (exact cache: at the edge)
+//!    RAG: knowledge bases, docs     knowledge::{bases, documents, urls}
+//!    RAG: chatbot grounding         chatbots::chat → rag::answer, then step 10
+//!    media jobs                     jobs::{create, read, notify}
+//! 10 drive ↔ adapter ↔ HTTP         gateway::complete / gateway::stream (the shared
+//!                                   driver; reqwest + tokio timers here)
 //! 11 usage + cost, off the path     usage::emit
 //! ```
+//!
+//! Layers 3–6 act on API routes (those `RouteClass::of_path` knows); operator routes
+//! (`/healthz`, `/readyz`, `/metrics`, `/internal/*`) pass through them and check the
+//! internal secret themselves.
 
 use axum::http::{HeaderName, Request};
 use axum::middleware;
@@ -25,7 +33,7 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::gateway::{auth, chat, embeddings, models, observe, ratelimit};
+use crate::gateway::{chat, embeddings, identity, models, observe, ratelimit, rbac, residency};
 use crate::state::SharedState;
 use crate::{admin, chatbots, health, jobs, knowledge};
 
@@ -55,23 +63,22 @@ pub fn router(st: SharedState, metrics: PrometheusHandle) -> Router {
         .route("/v1/videos/generations", post(jobs::create::videos))
         .route("/v1/jobs", get(jobs::read::list))
         .route("/v1/jobs/stream", get(jobs::notify::stream))
-        .route("/v1/jobs/{id}", get(jobs::read::get).delete(jobs::read::cancel))
-        .layer(
-            ServiceBuilder::new()
-                .layer(middleware::from_fn(observe::layer))
-                .layer(middleware::from_fn_with_state(st.clone(), auth::layer))
-                .layer(middleware::from_fn_with_state(st.clone(), ratelimit::layer)),
-        );
+        .route("/v1/jobs/{id}", get(jobs::read::get).delete(jobs::read::cancel));
     let ops = Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(move || std::future::ready(metrics.render())))
         .route("/internal/usage", post(admin::usage::ingest))
         .route("/internal/embed", post(crate::internal::embed::handle));
-    api.merge(ops).fallback(health::not_found).with_state(st).layer(
+    api.merge(ops).fallback(health::not_found).with_state(st.clone()).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(TraceLayer::new_for_http().make_span_with(span_for))
-            .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(middleware::from_fn(observe::layer))
+            .layer(middleware::from_fn_with_state(st.clone(), identity::layer))
+            .layer(middleware::from_fn_with_state(st.clone(), residency::layer))
+            .layer(middleware::from_fn_with_state(st.clone(), rbac::layer))
+            .layer(middleware::from_fn_with_state(st, ratelimit::layer)),
     )
 }

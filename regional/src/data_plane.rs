@@ -6,13 +6,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use meridian_regional::crypto::Keyring;
-use meridian_regional::db::{ApiKeyRow, Db};
-use meridian_regional::embed::cache::{connect, CachedEmbedder};
-use meridian_regional::embed::models::Models;
-use meridian_regional::objects::ObjectStore;
-use meridian_regional::rag::answer::Retriever;
-use meridian_regional::rag::ingest::Ingestor;
+use crate::crypto::Keyring;
+use crate::db::{ApiKeyRow, Db};
+use crate::embed::cache::{connect, CachedEmbedder};
+use crate::embed::models::Models;
+use crate::objects::ObjectStore;
+use crate::rag::answer::Retriever;
+use crate::rag::ingest::Ingestor;
 use meridian_shared::config::{Config, DataPlaneConfig, EmbeddingModel, TenantConfig};
 
 /// The stores alone (what a media worker needs): PostgreSQL with migrations applied,
@@ -74,7 +74,7 @@ impl DataPlane {
         let embedder = CachedEmbedder::new(models, redis, region, Duration::from_secs(dp.embeddings.cache_ttl_s));
         if cfg.semantic_cache.enabled {
             let tenants = homed.iter().map(|t| t.id.clone()).collect();
-            crate::gateway::semantic::start_purge(db.clone(), tenants, cfg.semantic_cache);
+            crate::semantic_cache::start_purge(db.clone(), tenants, cfg.semantic_cache);
         }
         Ok(DataPlane { db, objects, embedder, keyring, settings: dp.clone() })
     }

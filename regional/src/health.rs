@@ -7,7 +7,7 @@ use axum::Json;
 use meridian_shared::api::GatewayError;
 use serde_json::json;
 
-use crate::gateway::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::SharedState;
 
 pub async fn live() -> &'static str {
@@ -16,7 +16,7 @@ pub async fn live() -> &'static str {
 
 /// Ready when at least one deployment's breaker lets traffic through.
 pub async fn ready(State(st): State<SharedState>) -> Response {
-    let open: Vec<&str> = st.router.deployments.iter().filter(|d| matches!(d.breaker_state(), meridian_shared::breaker::BreakerState::Open { .. })).map(|d| d.name.as_str()).collect();
+    let open: Vec<&str> = st.router.deployments.iter().enumerate().filter(|(i, _)| matches!(st.router.breaker_state(*i), meridian_shared::breaker::BreakerState::Open { .. })).map(|(_, d)| d.name.as_str()).collect();
     let ok = open.len() < st.router.deployments.len();
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(json!({"ready": ok, "region": st.config.server.region, "open_breakers": open}))).into_response()

@@ -4,8 +4,8 @@
 //! (`media.queue.in_process_workers`), otherwise `meridian-regional worker --media …`
 //! processes do the work.
 
-use meridian_regional::media::events::Hub;
-use meridian_regional::media::queue::{self, Queue};
+use crate::media::events::Hub;
+use crate::media::queue::{self, Queue};
 use meridian_shared::config::{Config, DataPlaneConfig};
 
 pub const QUEUES: [&str; 3] = ["image", "audio", "video"];

@@ -1,5 +1,6 @@
 //! JSON-line logs (tracing) and the Prometheus recorder.
 
+use meridian_shared::drive::AttemptEvent;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
@@ -20,7 +21,33 @@ pub fn init_metrics() -> PrometheusHandle {
     handle
 }
 
-/// 0 closed, 1 half-open, 2 open.
-pub fn breaker_gauge(d: &meridian_shared::routing::Deployment, state: meridian_shared::breaker::BreakerState) {
-    metrics::gauge!("meridian_breaker_state", "deployment" => d.name.clone()).set(state.level() as f64);
+fn breaker_level(state: &str) -> f64 {
+    match state {
+        "closed" => 0.0,
+        "half_open" => 1.0,
+        _ => 2.0,
+    }
+}
+
+/// Records the driver's attempt log, from this host (`via` = its region) or from the
+/// edge (`via` = `edge`, delivered with the usage event): attempts by outcome, failures
+/// by class, retries, provider latency, and the breaker state after each attempt
+/// (0 closed, 1 half-open, 2 open; the edge's in `meridian_edge_breaker_state`).
+pub fn attempts(events: &[AttemptEvent], via: &str) {
+    for e in events {
+        let deployment = e.deployment.clone();
+        metrics::counter!("meridian_attempts_total", "deployment" => deployment.clone(), "outcome" => e.outcome.clone(), "via" => via.to_string()).increment(1);
+        if e.attempt > 1 {
+            metrics::counter!("meridian_retries_total", "deployment" => deployment.clone(), "via" => via.to_string()).increment(1);
+        }
+        if e.outcome != "breaker_open" {
+            metrics::histogram!("meridian_provider_latency_seconds", "deployment" => deployment.clone()).record(e.latency_ms as f64 / 1000.0);
+        }
+        if !e.ok() {
+            metrics::counter!("meridian_attempt_failures_total", "deployment" => deployment.clone(), "class" => e.outcome.clone()).increment(1);
+            tracing::warn!(attempt = e.attempt, deployment = %e.deployment, provider = %e.provider, mode = %e.mode, outcome = %e.outcome, status = e.status, latency_ms = e.latency_ms, via, "attempt failed");
+        }
+        let gauge = if via == "edge" { "meridian_edge_breaker_state" } else { "meridian_breaker_state" };
+        metrics::gauge!(gauge, "deployment" => deployment).set(breaker_level(&e.breaker));
+    }
 }

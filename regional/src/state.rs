@@ -86,6 +86,11 @@ impl AppState {
         meridian_shared::auth::internal::secret_matches(self.internal_secret.as_deref(), presented)
     }
 
+    /// This backend's region, as usage events and metrics name it (`eu`, `us`).
+    pub fn region(&self) -> &'static str {
+        self.config.server.region.as_str()
+    }
+
     pub fn tenant_in_region_only(&self, tenant: &str) -> bool {
         self.config.tenants.iter().any(|t| t.id == tenant && t.providers_in_region_only)
     }

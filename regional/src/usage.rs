@@ -7,7 +7,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use meridian_shared::api::Usage;
 use meridian_shared::auth::Principal;
@@ -15,6 +14,8 @@ pub use meridian_shared::usage::UsageEvent;
 use tokio::sync::mpsc;
 
 use meridian_shared::routing::Deployment;
+
+use crate::gateway::headers::Trace;
 use crate::state::AppState;
 
 /// Events kept per tenant in memory for the admin report (Postgres keeps them all).
@@ -41,14 +42,12 @@ impl UsageStore {
     }
 }
 
-/// Builds the event for an answered request, priced at the deployment's configured price,
-/// else the built-in table's price for the model that answered.
-pub fn event(st: &AppState, p: &Principal, d: &Deployment, model: &str, u: Usage, latency: Duration, stream: bool) -> UsageEvent {
-    let mut e = UsageEvent::for_principal(p, st.config.server.region.as_str(), None);
+/// The event for a request answered in one body, with the cost the driver computed.
+pub fn answered(st: &AppState, p: &Principal, trace: &Trace, d: &Deployment, model: &str, u: Usage, cost_usd: Option<f64>) -> UsageEvent {
+    let mut e = UsageEvent::for_principal(p, st.region(), trace.feature.clone());
     e.answered_by(&d.name, &d.provider_name, model).tokens(&u);
-    e.cost_usd = d.price.or_else(|| st.prices.lookup(model)).map(|price| price.cost(&u));
-    e.latency_ms = latency.as_secs_f64() * 1000.0;
-    e.stream = stream;
+    e.cost_usd = cost_usd;
+    e.latency_ms = trace.started.elapsed().as_secs_f64() * 1000.0;
     e
 }
 
@@ -58,7 +57,7 @@ static QUEUE: OnceLock<mpsc::Sender<UsageEvent>> = OnceLock::new();
 const BATCH: usize = 500;
 
 /// Writes a batch, grouped by tenant, each group in that tenant's transaction.
-async fn persist(db: &meridian_regional::db::Db, batch: &[UsageEvent]) {
+async fn persist(db: &crate::db::Db, batch: &[UsageEvent]) {
     let mut by_tenant: HashMap<&str, Vec<String>> = HashMap::new();
     for e in batch {
         by_tenant.entry(e.tenant.as_str()).or_default().push(serde_json::to_string(e).unwrap_or_default());
@@ -86,7 +85,7 @@ async fn persist(db: &meridian_regional::db::Db, batch: &[UsageEvent]) {
 }
 
 /// Starts the background drain into `store` (and Postgres, with `db`).
-pub fn start(capacity: usize, store: Arc<UsageStore>, db: Option<meridian_regional::db::Db>) {
+pub fn start(capacity: usize, store: Arc<UsageStore>, db: Option<crate::db::Db>) {
     let (tx, mut rx) = mpsc::channel::<UsageEvent>(capacity);
     if QUEUE.set(tx).is_err() {
         return;

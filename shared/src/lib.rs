@@ -10,6 +10,7 @@
 //! | [`api`] | OpenAI-compatible wire types and the error envelope |
 //! | [`providers`] | per-provider request builders, response parsers, stream decoders, error classification |
 //! | [`failover`] | the failover state machine: retry, fail over, continue, give up |
+//! | [`drive`] | the one attempt loop every host runs around the core: plan, engine, breakers, continuation, seam check, cost |
 //! | [`cache`] | exact-cache key derivation and the stored answer, replayed as JSON or SSE |
 //! | [`breaker`] | circuit breakers, latency EWMA and deployment choice |
 //! | [`ratelimit`] | GCRA rate-limit math |
@@ -25,11 +26,12 @@ pub mod auth;
 pub mod breaker;
 pub mod cache;
 pub mod config;
+pub mod drive;
 pub mod failover;
 pub mod media;
 pub mod pricing;
 pub mod providers;
 pub mod relay;
 pub mod routing;
-pub mod usage;
 pub mod ratelimit;
+pub mod usage;

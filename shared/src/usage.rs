@@ -35,6 +35,17 @@ pub struct UsageEvent {
     /// The semantic-cache lookup made for this request, if any (hit or miss).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub semantic: Option<crate::cache::semantic::Lookup>,
+    /// Every upstream attempt the request made, as the driver logged them. The home region
+    /// records the edge's as metrics, through the same function as its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<crate::drive::AttemptEvent>,
+    /// `prefill` or `instruction` when the answer includes a continuation after a break.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continued: Option<crate::drive::Continuation>,
+    /// The client received part of the answer, then an in-band error (tokens are what
+    /// was delivered, by the provider's count or else one per chunk).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 impl UsageEvent {
@@ -63,6 +74,9 @@ impl UsageEvent {
             saved_usd: None,
             via: via.to_string(),
             semantic: None,
+            attempts: Vec::new(),
+            continued: None,
+            interrupted: false,
         }
     }
 
@@ -71,6 +85,17 @@ impl UsageEvent {
         self.deployment = deployment.to_string();
         self.provider = provider.to_string();
         self.model = model.to_string();
+        self
+    }
+
+    /// The answer the stream driver finished (or the part of it an interrupted stream
+    /// delivered): who answered, tokens, cost, continuation.
+    pub fn finished(&mut self, deployment: &str, provider: &str, f: &crate::drive::Finished) -> &mut Self {
+        self.answered_by(deployment, provider, &f.model).tokens(&f.usage);
+        self.cost_usd = f.cost_usd;
+        self.continued = f.continued;
+        self.interrupted = f.interrupted;
+        self.stream = true;
         self
     }
 

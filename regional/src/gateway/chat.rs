@@ -2,24 +2,28 @@
 //! validate, RBAC, semantic cache, route), then hands over to the non-streaming or
 //! streaming driver.
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use meridian_shared::api::{ChatRequest, GatewayError};
 use meridian_shared::auth::{roles_allow, Principal, RouteClass};
 use meridian_shared::cache::CachedAnswer;
+use meridian_shared::drive::ChatCall;
 use meridian_shared::routing::ModelRoute;
 
-use super::attempt::unix_ms;
-use super::error::ApiError;
+use super::upstream::unix_ms;
+use crate::http::error::ApiError;
 use super::headers::Trace;
-use super::semantic::{self, Pending};
-use super::{complete, request, stream};
+use crate::semantic_cache::lookup::{self as semantic, Pending};
+use super::{complete, stream};
+use crate::http::body;
 use crate::state::SharedState;
 use crate::usage;
 
 /// RBAC and routing shared by every model-addressed endpoint.
-pub fn authorise<'a>(st: &'a SharedState, principal: &Principal, route: RouteClass, model: &str) -> Result<&'a meridian_shared::routing::ModelRoute, ApiError> {
+pub fn authorise<'a>(st: &'a SharedState, principal: &Principal, route: RouteClass, model: &str) -> Result<&'a Arc<ModelRoute>, ApiError> {
     if !principal.may_use_model(model) || !roles_allow(principal.roles.as_deref(), &st.config.roles, route, Some(model)) {
         return Err(GatewayError::Forbidden(format!("this API key may not use model {model:?}")).into());
     }
@@ -32,15 +36,15 @@ pub async fn handle(State(st): State<SharedState>, req: Request) -> Response {
     let Some(principal) = req.extensions().get::<Principal>().cloned() else {
         return ApiError::from(GatewayError::Unauthenticated("missing API key".into())).into_response();
     };
-    let bytes = match request::read_body(req.into_body(), st.config.limits.max_body_bytes).await {
+    let bytes = match body::read_body(req.into_body(), st.config.limits.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let mut chat: ChatRequest = match request::parse_json(&bytes) {
+    let mut chat: ChatRequest = match body::parse_json(&bytes) {
         Ok(c) => c,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    if let Err(e) = request::validate_chat(&mut chat, &st.config.limits) {
+    if let Err(e) = body::validate_chat(&mut chat, &st.config.limits) {
         return ApiError::from(e).into_response();
     }
     // RBAC before the cache: a key may not read answers of a model it may not call.
@@ -65,22 +69,19 @@ pub async fn serve(st: SharedState, principal: Principal, chat: ChatRequest, tra
 
 /// Step 8 onwards for an authorised request, storing the finished answer in the
 /// semantic cache when `pending` says so.
-async fn route(st: &SharedState, model: &ModelRoute, principal: Principal, chat: ChatRequest, trace: Trace, pending: Option<Pending>) -> Response {
+async fn route(st: &SharedState, model: &Arc<ModelRoute>, principal: Principal, chat: ChatRequest, trace: Trace, pending: Option<Pending>) -> Response {
     tracing::Span::current().record("model", chat.model.as_str());
     let region = st.tenant_in_region_only(&principal.tenant).then_some(principal.home_region);
     if chat.is_stream() {
-        let name = chat.model.clone();
-        return stream::respond(st.clone(), stream::Job { req: chat, model_name: name, principal, region, pending }, trace).await;
+        return stream::respond(st.clone(), stream::StreamedChat { req: chat, model: model.clone(), principal, region, pending }, trace).await;
     }
     let mut trace = trace;
-    match complete::run(st, &complete::Chat(&chat), model, region, &mut trace).await {
-        Ok((resp, d)) => {
-            let dep = &st.router.deployments[d];
-            let u = resp.usage.unwrap_or_default();
-            let mut event = usage::event(st, &principal, dep, &resp.model, u, trace.started.elapsed(), false);
-            event.feature.clone_from(&trace.feature);
-            let cost = event.cost_usd;
-            usage::emit(event);
+    match complete::run(st, ChatCall(&chat), model, region, &mut trace).await {
+        Ok(answer) => {
+            let resp = answer.output;
+            let dep = &st.router.deployments[answer.deployment];
+            let cost = answer.cost_usd;
+            usage::emit(usage::answered(st, &principal, &trace, dep, &resp.model, resp.usage.unwrap_or_default(), cost));
             // Only finished answers are cached (a truncated one must never be replayed).
             if let Some(p) = pending.filter(|_| resp.choices.first().is_some_and(|c| c.finish_reason.is_some())) {
                 semantic::store(st, p, CachedAnswer { response: resp.clone(), stored_at: unix_ms() / 1000 });

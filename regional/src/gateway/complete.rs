@@ -1,120 +1,65 @@
-//! Step 9 for non-streaming requests: the failover engine drives attempts until one
-//! returns a whole, parsed response.
+//! Step 9 for calls answered in one body (non-streamed chat, embeddings): the driver
+//! (`meridian_shared::drive::Complete`) decides every attempt; this module sends it over
+//! reqwest, waits, and reports what happened.
 
 use std::time::{Duration, Instant};
 
-use meridian_shared::api::{ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse};
-use meridian_shared::failover::{Action, Engine, ErrorClass, Outcome, UpstreamError};
-use meridian_shared::providers::{self, UpstreamRequest};
+use meridian_shared::api::GatewayError;
+use meridian_shared::auth::Region;
+use meridian_shared::drive::{Answered, Call, Complete, Context, Outbound, Step};
+use meridian_shared::routing::ModelRoute;
 use tracing::Instrument;
 
-use super::attempt::{self, remaining, unix_ms};
-use meridian_shared::api::GatewayError;
-
-use super::error::ApiError;
+use crate::http::error::ApiError;
 use super::headers::Trace;
-use meridian_shared::routing::ModelRoute;
+use super::upstream::{self, unix_ms, ReadError, MAX_ERROR_BODY, MAX_RESPONSE_BODY};
+use crate::observability;
 use crate::state::AppState;
 
-/// Largest provider response body accepted.
-const MAX_RESPONSE_BODY: usize = 32 * 1024 * 1024;
-
-/// What one kind of call needs from its provider: the request and the parser.
-pub trait Call {
-    type Output;
-    fn build(&self, st: &AppState, deployment: usize) -> Result<UpstreamRequest, UpstreamError>;
-    fn parse(&self, st: &AppState, deployment: usize, status: u16, body: &[u8]) -> Result<Self::Output, UpstreamError>;
-}
-
-pub struct Chat<'a>(pub &'a ChatRequest);
-
-impl Call for Chat<'_> {
-    type Output = ChatResponse;
-
-    fn build(&self, st: &AppState, d: usize) -> Result<UpstreamRequest, UpstreamError> {
-        let dep = &st.router.deployments[d];
-        providers::build_chat(dep.kind, dep.target(st.config.limits.default_max_tokens), self.0, false)
-            .map_err(|e| UpstreamError::new(ErrorClass::BadRequest, None, e.to_string()))
-    }
-
-    fn parse(&self, st: &AppState, d: usize, status: u16, body: &[u8]) -> Result<ChatResponse, UpstreamError> {
-        providers::parse_chat(st.router.deployments[d].kind, status, &[], body, unix_ms())
-    }
-}
-
-pub struct Embed<'a>(pub &'a EmbeddingsRequest);
-
-impl Call for Embed<'_> {
-    type Output = EmbeddingsResponse;
-
-    fn build(&self, st: &AppState, d: usize) -> Result<UpstreamRequest, UpstreamError> {
-        let dep = &st.router.deployments[d];
-        providers::build_embeddings(dep.kind, dep.target(st.config.limits.default_max_tokens), self.0)
-            .map_err(|e| UpstreamError::new(ErrorClass::BadRequest, None, e.to_string()))
-    }
-
-    fn parse(&self, st: &AppState, d: usize, status: u16, body: &[u8]) -> Result<EmbeddingsResponse, UpstreamError> {
-        providers::parse_embeddings(st.router.deployments[d].kind, status, &[], body, unix_ms())
-    }
-}
-
-async fn one_attempt<C: Call>(st: &AppState, call: &C, d: usize, route: &str, deadline: Instant) -> Result<C::Output, UpstreamError> {
-    let t = st.route(route).timeouts;
-    let up = call.build(st, d)?;
-    let kind = st.router.deployments[d].kind;
-    let resp = attempt::send(st.client(route), kind, up, Duration::from_millis(t.first_byte_ms), deadline, unix_ms()).await?;
-    let status = resp.status().as_u16();
-    let body = attempt::read_bounded(resp, MAX_RESPONSE_BODY, Duration::from_millis(t.first_token_ms).min(remaining(deadline))).await?;
-    call.parse(st, d, status, &body)
-}
-
-/// Runs the failover loop for a non-streaming call. Returns the output and the
-/// deployment that produced it.
-pub async fn run<C: Call>(st: &AppState, call: &C, model: &ModelRoute, tenant_region: Option<meridian_shared::auth::Region>, trace: &mut Trace) -> Result<(C::Output, usize), ApiError> {
-    let route = st.route(&model.route);
-    let deadline = Instant::now() + Duration::from_millis(route.timeouts.total_ms);
-    let plan = st.router.plan(model, tenant_region, st.now_ms(), rand::random(), rand::random());
-    let mut engine = Engine::new(plan, route.policy(), st.now_ms());
-    let mut action = engine.start();
+/// Runs the call across the model's deployments: its output, the deployment that
+/// produced it and its cost; or the error to return.
+pub async fn run<C: Call + Sync>(st: &AppState, call: C, model: &ModelRoute, region: Option<Region>, trace: &mut Trace) -> Result<Answered<C::Output>, ApiError>
+where
+    C::Output: Send,
+{
+    let mut d = Complete::new(Context::new(&st.config, &st.router, &st.prices, model), call, model, region, unix_ms(), rand::random());
+    let client = st.client(&model.route);
     loop {
-        match action {
-            Action::Attempt { deployment: d, after_ms, attempt, .. } => {
-                if after_ms > 0 {
-                    tokio::time::sleep(Duration::from_millis(after_ms)).await;
-                    trace.upstream_ms += after_ms as f64;
-                }
-                trace.attempts = attempt;
-                if attempt > 1 {
-                    metrics::counter!("meridian_retries_total", "route" => model.route.clone()).increment(1);
-                }
-                let dep = &st.router.deployments[d];
-                let span = tracing::info_span!("attempt", attempt, deployment = %dep.name, provider = dep.kind.as_str());
-                let t0 = Instant::now();
-                let result = if st.router.acquire(d, st.now_ms()) {
-                    one_attempt(st, call, d, &model.route, deadline).instrument(span.clone()).await
-                } else {
-                    Err(UpstreamError::new(ErrorClass::Transient, None, format!("circuit breaker for {} is open", dep.name)))
-                };
-                let ms = t0.elapsed().as_secs_f64() * 1000.0;
-                trace.upstream_ms += ms;
-                metrics::histogram!("meridian_provider_latency_seconds", "deployment" => dep.name.clone()).record(ms / 1000.0);
-                trace.deployment = Some(dep.name.clone());
-                trace.provider = Some(dep.provider_name.clone());
-                match result {
-                    Ok(out) => {
-                        crate::observability::breaker_gauge(dep, st.router.record_success(d, ms));
-                        return Ok((out, d));
-                    }
-                    Err(e) => {
-                        span.in_scope(|| tracing::warn!(class = e.class.as_str(), status = e.status, error = %e.message, "attempt failed"));
-                        metrics::counter!("meridian_attempt_failures_total", "deployment" => dep.name.clone(), "class" => e.class.as_str()).increment(1);
-                        crate::observability::breaker_gauge(dep, st.router.record_failure(d, e.class, st.now_ms()));
-                        action = engine.on_outcome(Outcome::Failed(e), st.now_ms(), rand::random());
-                    }
-                }
+        match d.next(unix_ms()) {
+            Step::Wait(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                trace.upstream_ms += ms as f64;
             }
-            Action::GiveUp(e) => return Err(ApiError::from(GatewayError::from_upstream(&e)).with_headers(trace.headers())),
-            Action::Done => unreachable!("Done only follows a reported success"),
+            Step::Send(o) => {
+                let span = trace.attempt(&st.router, o.turn);
+                let t0 = Instant::now();
+                exchange(client, o, &mut d).instrument(span).await;
+                trace.upstream_ms += t0.elapsed().as_secs_f64() * 1000.0;
+                observability::attempts(&d.attempts().take_events(), st.region());
+            }
+            Step::Done(answer) => return Ok(answer),
+            Step::GiveUp(e) => return Err(ApiError::from(GatewayError::from_upstream(&e)).with_headers(trace.headers())),
         }
+    }
+}
+
+/// One attempt: send, read the whole answer within the driver's bound, report.
+async fn exchange<C: Call>(client: &reqwest::Client, o: Outbound, d: &mut Complete<'_, C>) {
+    let deadline = Instant::now() + Duration::from_millis(o.within_ms);
+    let resp = match tokio::time::timeout_at(deadline.into(), upstream::send(client, o.request)).await {
+        Err(_) => return d.on_timeout(false, unix_ms()),
+        Ok(Err(e)) => return d.on_transport_error(upstream::failed(&e), unix_ms()),
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status().as_u16();
+    let headers = upstream::header_pairs(resp.headers());
+    let ok = (200..300).contains(&status);
+    let deadline = if ok { deadline } else { deadline.min(Instant::now() + upstream::ERROR_BODY_WITHIN) };
+    match upstream::read_bounded(resp, if ok { MAX_RESPONSE_BODY } else { MAX_ERROR_BODY }, deadline).await {
+        Ok(body) => d.on_response(status, &upstream::as_refs(&headers), &body, unix_ms()),
+        // An error status whose body never came is still that error.
+        Err(_) if !ok => d.on_response(status, &upstream::as_refs(&headers), b"", unix_ms()),
+        Err(ReadError::TimedOut) => d.on_timeout(true, unix_ms()),
+        Err(ReadError::Failed(e)) => d.on_transport_error(e, unix_ms()),
     }
 }

@@ -7,9 +7,10 @@ use meridian_shared::api::{EmbeddingsRequest, GatewayError};
 use meridian_shared::auth::Principal;
 
 use super::chat::authorise;
-use super::error::ApiError;
+use crate::http::error::ApiError;
 use super::headers::Trace;
-use super::{complete, request};
+use super::complete;
+use crate::http::body;
 use crate::state::SharedState;
 
 pub async fn handle(State(st): State<SharedState>, req: Request) -> Response {
@@ -18,14 +19,14 @@ pub async fn handle(State(st): State<SharedState>, req: Request) -> Response {
         return ApiError::from(GatewayError::Unauthenticated("missing API key".into())).into_response();
     };
     let result = async {
-        let bytes = request::read_body(req.into_body(), st.config.limits.max_body_bytes).await?;
-        let body: EmbeddingsRequest = request::parse_json(&bytes)?;
+        let bytes = body::read_body(req.into_body(), st.config.limits.max_body_bytes).await?;
+        let body: EmbeddingsRequest = body::parse_json(&bytes)?;
         if body.input.is_empty() {
             return Err(ApiError::from(GatewayError::invalid_param("`input` must not be empty", "input")));
         }
         let model = authorise(&st, &principal, meridian_shared::auth::RouteClass::Embeddings, &body.model)?;
         let region = st.tenant_in_region_only(&principal.tenant).then_some(principal.home_region);
-        Ok(complete::run(&st, &complete::Embed(&body), model, region, &mut trace).await?.0)
+        Ok(complete::run(&st, meridian_shared::drive::EmbedCall(&body), model, region, &mut trace).await?.output)
     }
     .await;
     match result {

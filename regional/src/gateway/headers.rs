@@ -1,6 +1,10 @@
-//! The `x-meridian-*` headers every response carries.
+//! The `x-meridian-*` headers every response carries, and the span of each attempt.
 
 use std::time::Instant;
+
+use meridian_shared::drive::Turn;
+use meridian_shared::failover::AttemptMode;
+use meridian_shared::routing::Router;
 
 pub struct Trace {
     pub started: Instant,
@@ -21,6 +25,16 @@ impl Trace {
     pub fn with_feature(mut self, h: &axum::http::HeaderMap) -> Self {
         self.feature = h.get("x-meridian-feature").and_then(|v| v.to_str().ok()).map(str::to_string);
         self
+    }
+
+    /// Notes the attempt the driver asked for; returns its tracing span (attempt,
+    /// deployment, provider, continuation).
+    pub fn attempt(&mut self, router: &Router, turn: Turn) -> tracing::Span {
+        let d = &router.deployments[turn.deployment];
+        self.attempts = turn.attempt;
+        self.deployment = Some(d.name.clone());
+        self.provider = Some(d.provider_name.clone());
+        tracing::info_span!("attempt", attempt = turn.attempt, deployment = %d.name, provider = d.kind.as_str(), continuation = turn.mode == AttemptMode::Continue)
     }
 
     pub fn overhead_ms(&self) -> f64 {

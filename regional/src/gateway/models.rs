@@ -1,4 +1,5 @@
-//! `GET /v1/models`: the aliases this caller may use, in OpenAI's list shape.
+//! `GET /v1/models`: the aliases this caller may use — by its tenant's allow-list and its
+//! roles' model grants, as at the edge — in OpenAI's list shape.
 
 use axum::extract::State;
 use axum::{Extension, Json};
@@ -8,12 +9,6 @@ use serde_json::{json, Value};
 use crate::state::SharedState;
 
 pub async fn list(State(st): State<SharedState>, Extension(p): Extension<Principal>) -> Json<Value> {
-    let data: Vec<Value> = st
-        .router
-        .model_names
-        .iter()
-        .filter(|m| p.may_use_model(m))
-        .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "meridian"}))
-        .collect();
+    let data: Vec<Value> = st.router.visible_models(&p, &st.config.roles).into_iter().map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "meridian"})).collect();
     Json(json!({"object": "list", "data": data}))
 }

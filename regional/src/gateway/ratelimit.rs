@@ -12,7 +12,7 @@ use meridian_shared::api::GatewayError;
 use meridian_shared::auth::Principal;
 use meridian_shared::ratelimit::{Decision, Gcra};
 
-use super::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::SharedState;
 
 pub trait RateLimiter: Send + Sync {

@@ -11,13 +11,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use meridian_regional::embed::Role;
+use crate::embed::Role;
 use meridian_shared::api::GatewayError;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::gateway::error::ApiError;
-use crate::gateway::request;
+use crate::http::error::ApiError;
+use crate::http::body;
 use crate::state::SharedState;
 
 /// Most texts per call (the edge sends one question at a time).
@@ -38,8 +38,8 @@ pub async fn handle(State(st): State<SharedState>, headers: HeaderMap, body: Bod
 
 async fn run(st: SharedState, headers: HeaderMap, body: Body) -> Result<Response, GatewayError> {
     super::check(&st, &headers)?;
-    let bytes = request::read_body(body, MAX_TEXTS * MAX_TEXT_BYTES + 1024).await?;
-    let req: EmbedRequest = request::parse_json(&bytes)?;
+    let bytes = body::read_body(body, MAX_TEXTS * MAX_TEXT_BYTES + 1024).await?;
+    let req: EmbedRequest = body::parse_json(&bytes)?;
     let tenant = st.config.tenant(&req.tenant).ok_or_else(|| GatewayError::invalid_param(format!("unknown tenant {:?}", req.tenant), "tenant"))?;
     if tenant.region != st.config.server.region {
         return Err(GatewayError::Forbidden(format!("tenant {} is homed in region {}; its text is not processed here", tenant.id, tenant.region.as_str())));

@@ -18,18 +18,18 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use meridian_regional::clock::unix_secs;
-use meridian_regional::media::events::publish;
-use meridian_regional::media::store::{request_digest, Created, Job, JobStore, NewJob};
-use meridian_regional::objects::tenant_key;
+use crate::clock::unix_secs;
+use crate::media::events::publish;
+use crate::media::store::{request_digest, Created, Job, JobStore, NewJob};
+use crate::objects::tenant_key;
 use meridian_shared::api::GatewayError;
 use meridian_shared::media::request::{ImageRequest, SpeechRequest, TranscriptionRequest, VideoRequest};
 use meridian_shared::media::{JobEvent, JobStatus, MediaKind, MediaRequest};
 use serde_json::json;
 
 use super::{context, unavailable, view, Context};
-use crate::gateway::error::ApiError;
-use crate::gateway::request;
+use crate::http::error::ApiError;
+use crate::http::body;
 use crate::knowledge::Caller;
 use crate::state::SharedState;
 
@@ -38,21 +38,21 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 pub async fn images(State(st): State<SharedState>, who: Option<Caller>, headers: HeaderMap, body: Body) -> Response {
-    json_job(st, who, headers, body, |b| request::parse_json::<ImageRequest>(b).map(MediaRequest::Image)).await
+    json_job(st, who, headers, body, |b| body::parse_json::<ImageRequest>(b).map(MediaRequest::Image)).await
 }
 
 pub async fn speech(State(st): State<SharedState>, who: Option<Caller>, headers: HeaderMap, body: Body) -> Response {
-    json_job(st, who, headers, body, |b| request::parse_json::<SpeechRequest>(b).map(MediaRequest::Speech)).await
+    json_job(st, who, headers, body, |b| body::parse_json::<SpeechRequest>(b).map(MediaRequest::Speech)).await
 }
 
 pub async fn videos(State(st): State<SharedState>, who: Option<Caller>, headers: HeaderMap, body: Body) -> Response {
-    json_job(st, who, headers, body, |b| request::parse_json::<VideoRequest>(b).map(MediaRequest::Video)).await
+    json_job(st, who, headers, body, |b| body::parse_json::<VideoRequest>(b).map(MediaRequest::Video)).await
 }
 
 async fn json_job(st: SharedState, who: Option<Caller>, headers: HeaderMap, body: Body, parse: impl Fn(&[u8]) -> Result<MediaRequest, GatewayError>) -> Response {
     let result = async {
         let cx = context(&st, who)?;
-        let bytes = request::read_body(body, MAX_JSON_BYTES).await?;
+        let bytes = body::read_body(body, MAX_JSON_BYTES).await?;
         let req = parse(&bytes)?;
         submit(&cx, &headers, req, None).await
     }
@@ -70,10 +70,10 @@ pub async fn transcriptions(State(st): State<SharedState>, who: Option<Caller>, 
             return Err(GatewayError::UnsupportedMediaType("send the audio as multipart/form-data with a `file` field".into()).into());
         };
         let limit = cx.settings.limits.max_audio_bytes + MAX_JSON_BYTES;
-        let body = request::read_body(body, limit).await?;
+        let body = body::read_body(body, limit).await?;
         let mut t = TranscriptionRequest::default();
         let mut audio: Vec<u8> = Vec::new();
-        for part in request::multipart_parts(body, boundary).await? {
+        for part in body::multipart_parts(body, boundary).await? {
             if part.name == "file" {
                 t.filename = part.file_name.unwrap_or_else(|| "audio".into());
                 t.content_type = part.content_type.unwrap_or_else(|| "application/octet-stream".into());

@@ -1,4 +1,4 @@
-//! The media API (issue #6): `POST /v1/images/generations`, `/v1/audio/speech`,
+//! The media API: `POST /v1/images/generations`, `/v1/audio/speech`,
 //! `/v1/audio/transcriptions` (multipart) and `/v1/videos/generations` create jobs
 //! (`create`); `GET /v1/jobs/{id}`, `GET /v1/jobs`, `DELETE /v1/jobs/{id}` read and cancel
 //! them (`read`); `GET /v1/jobs/stream` notifies over SSE or WebSocket (`notify`); `view`
@@ -11,15 +11,15 @@ pub mod view;
 
 use axum::Extension;
 use meridian_shared::api::GatewayError;
-use meridian_shared::auth::{roles_allow, Principal, RouteClass};
+use meridian_shared::auth::Principal;
 use meridian_shared::config::MediaConfig;
 
 use crate::data_plane::DataPlane;
-use crate::gateway::error::ApiError;
+use crate::http::error::ApiError;
 use crate::media_plane::MediaPlane;
 use crate::state::SharedState;
 
-/// What every media handler needs: the caller (allowed to use media routes), the stores,
+/// What every media handler needs: the caller (the RBAC layer let it use media routes), the stores,
 /// the queues and the media settings.
 pub struct Context<'a> {
     pub principal: Principal,
@@ -30,9 +30,6 @@ pub struct Context<'a> {
 
 pub fn context(st: &SharedState, principal: Option<Extension<Principal>>) -> Result<Context<'_>, ApiError> {
     let Extension(principal) = principal.ok_or_else(|| GatewayError::Unauthenticated("missing API key".into()))?;
-    if !roles_allow(principal.roles.as_deref(), &st.config.roles, RouteClass::Media, None) {
-        return Err(GatewayError::Forbidden("this caller may not use media routes".into()).into());
-    }
     let (Some(data), Some(media), Some(settings)) = (st.data.as_deref(), st.media.as_deref(), st.config.media.as_ref()) else {
         return Err(GatewayError::Unavailable("this region has no media generation configured".into()).into());
     };

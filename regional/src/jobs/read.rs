@@ -4,15 +4,15 @@
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use meridian_regional::media::events::publish;
-use meridian_regional::media::store::JobStore;
+use crate::media::events::publish;
+use crate::media::store::JobStore;
 use meridian_shared::api::GatewayError;
 use meridian_shared::media::{JobEvent, JobStatus};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{context, parse_id, unavailable, view};
-use crate::gateway::error::ApiError;
+use crate::http::error::ApiError;
 use crate::knowledge::Caller;
 use crate::state::SharedState;
 
@@ -77,9 +77,9 @@ pub async fn cancel(State(st): State<SharedState>, who: Option<Caller>, Path(id)
         if !changed {
             return Err(GatewayError::Conflict(format!("job {id} has already {}", job.status.as_str())).into());
         }
-        let e = JobEvent::new("cancelled", &id.to_string(), tenant, JobStatus::Cancelled, meridian_regional::clock::unix_secs());
+        let e = JobEvent::new("cancelled", &id.to_string(), tenant, JobStatus::Cancelled, crate::clock::unix_secs());
         if st.config.tenant(tenant).is_some_and(|t| t.webhook.is_some()) {
-            meridian_regional::media::webhook::enqueue(&cx.media.queues, &e).await;
+            crate::media::webhook::enqueue(&cx.media.queues, &e).await;
         }
         publish(&cx.media.queues, &e).await;
         Ok::<_, ApiError>(Json(view::job(cx.data, cx.settings, &job).await).into_response())

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use meridian_regional::media::store::Job;
+use crate::media::store::Job;
 use meridian_shared::config::MediaConfig;
 use serde_json::{json, Value};
 

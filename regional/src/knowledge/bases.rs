@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use meridian_regional::rag::ingest::known_language;
+use crate::rag::ingest::known_language;
 use meridian_shared::api::GatewayError;
 use meridian_shared::config::{EmbeddingModel, TenantConfig};
 use serde::Deserialize;
@@ -13,8 +13,8 @@ use serde_json::json;
 use sqlx::types::Uuid;
 
 use super::{context, errors, Caller};
-use crate::gateway::error::ApiError;
-use crate::gateway::request;
+use crate::http::error::ApiError;
+use crate::http::body;
 use crate::state::SharedState;
 
 #[derive(Deserialize)]
@@ -40,8 +40,8 @@ pub async fn create(State(st): State<SharedState>, who: Option<Caller>, body: Bo
 
 async fn run_create(st: SharedState, who: Option<Caller>, body: Body) -> Result<Response, ApiError> {
     let (p, dp) = context(&st, who)?;
-    let body = request::read_body(body, 64 * 1024).await?;
-    let nb: NewBase = request::parse_json(&body)?;
+    let body = body::read_body(body, 64 * 1024).await?;
+    let nb: NewBase = body::parse_json(&body)?;
     if nb.name.trim().is_empty() || nb.name.len() > 200 {
         return Err(GatewayError::invalid_param("name must be 1 to 200 characters", "name").into());
     }

@@ -7,16 +7,16 @@ use axum::http::StatusCode;
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use meridian_regional::objects::ObjectStore;
-use meridian_regional::rag::ingest::NewDocument;
+use crate::objects::ObjectStore;
+use crate::rag::ingest::NewDocument;
 use meridian_shared::api::GatewayError;
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::types::Uuid;
 
 use super::{context, errors, parse_id, Caller};
-use crate::gateway::error::ApiError;
-use crate::gateway::request;
+use crate::http::error::ApiError;
+use crate::http::body;
 use crate::state::SharedState;
 use axum::body::Bytes;
 
@@ -53,7 +53,7 @@ async fn read_multipart(body: Bytes, boundary: String) -> Result<Upload, Gateway
     let mut up = Upload { bytes: Bytes::new(), media_type: None, file_name: None, title: None, language: None };
     let mut have_file = false;
     let text = |b: Bytes| String::from_utf8(b.to_vec()).map_err(|_| GatewayError::invalid("form fields must be UTF-8"));
-    for part in request::multipart_parts(body, boundary).await? {
+    for part in body::multipart_parts(body, boundary).await? {
         match part.name.as_str() {
             "file" => {
                 up.file_name = part.file_name;
@@ -83,7 +83,7 @@ async fn run_upload(st: SharedState, kb: String, who: Option<Caller>, uri: Uri, 
     let limit = dp.settings.ingest.max_document_bytes;
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
     let boundary = content_type.as_deref().and_then(|c| multer::parse_boundary(c).ok());
-    let body = request::read_body(body, limit + if boundary.is_some() { MULTIPART_SLACK } else { 0 }).await.map_err(|e| match e {
+    let body = body::read_body(body, limit + if boundary.is_some() { MULTIPART_SLACK } else { 0 }).await.map_err(|e| match e {
         GatewayError::PayloadTooLarge { .. } => GatewayError::PayloadTooLarge { limit },
         other => other,
     })?;
@@ -130,7 +130,7 @@ pub async fn delete(State(st): State<SharedState>, Path((kb, doc)): Path<(String
         let (p, dp) = context(&st, who)?;
         let (kb_id, doc_id) = (parse_id("knowledge base", &kb)?, parse_id("document", &doc)?);
         let mut tx = dp.db.tenant_tx(&p.tenant).await.map_err(errors::sql)?;
-        meridian_regional::rag::keywords::unindex_document(&mut tx, doc_id).await.map_err(errors::sql)?;
+        crate::rag::keywords::unindex_document(&mut tx, doc_id).await.map_err(errors::sql)?;
         let key: Option<String> =
             sqlx::query_scalar("DELETE FROM documents WHERE id = $1 AND kb_id = $2 RETURNING object_key").bind(doc_id).bind(kb_id).fetch_optional(&mut *tx).await.map_err(errors::sql)?;
         let Some(key) = key else {

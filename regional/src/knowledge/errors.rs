@@ -1,11 +1,11 @@
 //! Data-plane failures → OpenAI error envelopes with the right status. Internal details
 //! (SQL, S3) are logged, not shown.
 
-use meridian_regional::rag::extract::ExtractError;
-use meridian_regional::rag::ingest::IngestError;
+use crate::rag::extract::ExtractError;
+use crate::rag::ingest::IngestError;
 use meridian_shared::api::GatewayError;
 
-use crate::gateway::error::ApiError;
+use crate::http::error::ApiError;
 
 pub fn ingest(e: IngestError) -> ApiError {
     let g = match e {

@@ -9,21 +9,18 @@ pub mod urls;
 
 use axum::Extension;
 use meridian_shared::api::GatewayError;
-use meridian_shared::auth::{roles_allow, Principal, RouteClass};
+use meridian_shared::auth::Principal;
 
 use crate::data_plane::DataPlane;
-use crate::gateway::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::SharedState;
 
 /// Handlers take the principal the auth layer set as `Option<Caller>`.
 pub type Caller = Extension<Principal>;
 
-/// The caller's principal, allowed to use RAG routes, and the data plane.
+/// The caller's principal (the RBAC layer let it use RAG routes) and the data plane.
 pub fn context(st: &SharedState, principal: Option<Extension<Principal>>) -> Result<(Principal, &DataPlane), ApiError> {
     let Extension(principal) = principal.ok_or_else(|| GatewayError::Unauthenticated("missing API key".into()))?;
-    if !roles_allow(principal.roles.as_deref(), &st.config.roles, RouteClass::Rag, None) {
-        return Err(GatewayError::Forbidden("this API key may not use knowledge bases or chatbots".into()).into());
-    }
     let dp = st.data.as_deref().ok_or_else(|| GatewayError::Unavailable("this region has no data plane configured".into()))?;
     Ok((principal, dp))
 }

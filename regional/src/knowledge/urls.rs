@@ -11,15 +11,15 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
-use meridian_regional::rag::ingest::NewDocument;
+use crate::rag::ingest::NewDocument;
 use meridian_shared::api::GatewayError;
 use meridian_shared::config::IngestSettings;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{context, errors, parse_id, Caller};
-use crate::gateway::error::ApiError;
-use crate::gateway::request;
+use crate::http::error::ApiError;
+use crate::http::body;
 use crate::state::SharedState;
 
 #[derive(Deserialize)]
@@ -96,8 +96,8 @@ pub async fn ingest(State(st): State<SharedState>, Path(kb): Path<String>, who: 
     let run = async {
         let (p, dp) = context(&st, who)?;
         let kb_id = parse_id("knowledge base", &kb)?;
-        let body = request::read_body(body, 256 * 1024).await?;
-        let ask: UrlIngest = request::parse_json(&body)?;
+        let body = body::read_body(body, 256 * 1024).await?;
+        let ask: UrlIngest = body::parse_json(&body)?;
         let s = dp.settings.ingest;
         if ask.urls.is_empty() || ask.urls.len() > s.max_urls {
             return Err(GatewayError::invalid_param(format!("send 1 to {} URLs", s.max_urls), "urls").into());

@@ -1,15 +1,21 @@
-//! Running one media request against its model's deployments, in order, with failover:
-//! the sans-I/O adapters of `meridian_shared::media::providers` over reqwest. Asynchronous
-//! providers (video) are polled until their task ends, with progress reported; their
-//! output is downloaded. Every call is bounded by `provider_timeout_ms`.
+//! Running one media request against its model's deployments: the shared driver
+//! (`meridian_shared::drive::Attempts`, with the process's [`MediaFleet`] breakers)
+//! decides each attempt; an attempt speaks the sans-I/O adapters of
+//! `meridian_shared::media::providers` over reqwest. Asynchronous providers (video) are
+//! polled until their task ends, with progress reported; their output is downloaded.
+//! Every attempt is bounded by `provider_timeout_ms`.
 
 use std::time::{Duration, Instant};
 
 use meridian_shared::config::{MediaConfig, MediaDeployment};
-use meridian_shared::failover::{ErrorClass, UpstreamError};
+use meridian_shared::drive::{Attempts, Next};
+use meridian_shared::failover::{ErrorClass, RetryPolicy, UpstreamError};
+use meridian_shared::media::fleet::MediaFleet;
 use meridian_shared::media::providers::{self, Answer, MediaTarget, Output, TaskState, UpstreamRequest};
 use meridian_shared::media::MediaRequest;
 use tokio::sync::watch;
+
+use crate::clock::unix_ms;
 
 /// What a successful run produced.
 pub struct Produced {
@@ -29,9 +35,13 @@ pub struct Failure {
 
 pub struct Executor<'a> {
     pub cfg: &'a MediaConfig,
+    /// The deployments' breakers, shared by the process's workers.
+    pub fleet: &'a MediaFleet,
     pub http: &'a reqwest::Client,
     /// Resolves `api_key_env` names.
     pub secret: &'a (dyn Fn(&str) -> Option<String> + Sync),
+    /// This region, for the attempt metrics.
+    pub region: &'a str,
 }
 
 struct Response {
@@ -117,30 +127,54 @@ impl Executor<'_> {
         }
     }
 
-    /// Runs `req` on its model's deployments in order until one succeeds.
+    /// Runs `req` on its model's deployments: the driver picks each attempt (configured
+    /// order, open breakers last, each deployment once); retrying later is the queue's.
     pub async fn run(&self, req: &MediaRequest, upload: Option<&[u8]>, progress: &watch::Sender<Option<f32>>) -> Result<Produced, Failure> {
-        let model = self.cfg.model(req.model()).ok_or_else(|| Failure { reason: format!("no media model named {:?}", req.model()), retryable: false })?;
+        if self.cfg.model(req.model()).is_none() {
+            return Err(Failure { reason: format!("no media model named {:?}", req.model()), retryable: false });
+        }
+        let plan = self.fleet.plan(self.cfg, req.model(), unix_ms());
+        let n = plan.deployments.len().max(1) as u32;
+        let q = &self.cfg.queue;
+        let policy = RetryPolicy { max_attempts: n, max_attempts_per_deployment: 1, total_budget_ms: q.provider_timeout_ms.saturating_mul(n as u64), ..RetryPolicy::default() };
+        let mut attempts = Attempts::new(self.fleet, plan, policy, unix_ms(), rand::random());
         let mut reasons = Vec::new();
         let mut retryable = false;
-        for name in &model.deployments {
-            let Some(d) = self.cfg.deployment(name) else { continue };
-            match self.attempt(d, req, upload, progress).await {
-                Ok(outputs) => {
-                    let n = outputs.len() as f64;
-                    return Ok(Produced { outputs, deployment: d.name.clone(), provider: d.provider.as_str(), provider_model: d.model.clone(), cost_usd: d.price_per_job_usd.map(|p| p * n) });
-                }
-                Err(e) => {
-                    tracing::warn!(deployment = %d.name, class = e.class.as_str(), error = %e.message, "media attempt failed");
-                    reasons.push(format!("{}: {}", d.name, e.message));
-                    match e.class {
-                        // The same prompt would be refused anywhere.
-                        ErrorClass::ContentPolicy => return Err(Failure { reason: reasons.join("; "), retryable: false }),
-                        ErrorClass::Transient | ErrorClass::RateLimited { .. } | ErrorClass::Timeout(_) | ErrorClass::StreamBroken { .. } => retryable = true,
-                        _ => {}
+        let mut produced = None;
+        loop {
+            match attempts.next(unix_ms()) {
+                Next::Wait(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                Next::Go(turn) => {
+                    let d = &self.cfg.deployments[turn.deployment];
+                    match self.attempt(d, req, upload, progress).await {
+                        Ok(outputs) => {
+                            let n = outputs.len() as f64;
+                            produced = Some(Produced { outputs, deployment: d.name.clone(), provider: d.provider.as_str(), provider_model: d.model.clone(), cost_usd: d.price_per_job_usd.map(|p| p * n) });
+                            attempts.succeeded(unix_ms());
+                        }
+                        Err(e) => {
+                            reasons.push(format!("{}: {}", d.name, e.message));
+                            retryable |= e.class.retryable_later();
+                            attempts.failed(e, unix_ms());
+                        }
                     }
+                    let events = attempts.take_events();
+                    for e in events.iter().filter(|e| e.outcome == "breaker_open") {
+                        reasons.push(format!("{}: its circuit breaker is open", e.deployment));
+                        retryable = true;
+                    }
+                    crate::observability::attempts(&events, self.region);
+                }
+                Next::Done => return Ok(produced.expect("Done follows an answer")),
+                Next::GiveUp(e) => {
+                    // The same prompt would be refused anywhere, and again later.
+                    let final_refusal = matches!(e.class, ErrorClass::ContentPolicy | ErrorClass::BadRequest);
+                    if reasons.is_empty() {
+                        reasons.push(e.message);
+                    }
+                    return Err(Failure { reason: reasons.join("; "), retryable: retryable && !final_refusal });
                 }
             }
         }
-        Err(Failure { reason: reasons.join("; "), retryable })
     }
 }

@@ -1,4 +1,4 @@
-//! Media generation as durable jobs (issue #6): the API creates a job in PostgreSQL
+//! Media generation as durable jobs: the API creates a job in PostgreSQL
 //! (`store`) and enqueues it in Redis (`queue`); workers (`worker`) take it, run it on the
 //! media deployments with failover (`execute`) under supervision (`supervise`: lease,
 //! progress, cancellation, shutdown), store the files in the region's object
@@ -7,6 +7,7 @@
 
 pub mod events;
 pub mod execute;
+pub mod fleet;
 pub mod queue;
 pub mod store;
 pub mod supervise;

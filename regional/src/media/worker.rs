@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meridian_shared::config::{Config, MediaConfig};
+use meridian_shared::media::fleet::MediaFleet;
 use meridian_shared::media::{JobEvent, JobStatus, MediaKind};
 use meridian_shared::usage::UsageEvent;
 use tokio::sync::watch;
@@ -30,7 +31,7 @@ use super::events::publish;
 use super::execute::Failure;
 use super::queue::{Delivery, Queue, Slot};
 use super::store::{JobStore, StoredOutput};
-use super::supervise::Ending;
+use super::supervise::{Ending, Supervisor};
 use crate::clock::unix_secs as now_s;
 use crate::crypto::Keyring;
 use crate::db::Db;
@@ -48,6 +49,8 @@ pub struct Worker {
     pub objects: ObjectStore,
     pub config: Arc<Config>,
     pub http: reqwest::Client,
+    /// The media deployments' breakers, shared by the process's workers.
+    pub fleet: Arc<MediaFleet>,
     /// Records a usage event (the binary's usage pipeline).
     pub usage: Arc<dyn Fn(UsageEvent) + Send + Sync>,
 }
@@ -58,7 +61,7 @@ pub fn kinds_of(queue: &str) -> Vec<&'static str> {
 }
 
 impl Worker {
-    pub(super) fn media(&self) -> &MediaConfig {
+    fn media(&self) -> &MediaConfig {
         self.config.media.as_ref().expect("workers run only with a media section")
     }
 
@@ -213,7 +216,8 @@ impl Worker {
             None => None,
         };
 
-        let ending = self.supervise(d, &claimed.request, upload.as_deref(), stop).await;
+        let supervisor = Supervisor { worker: &self.name, queue: self.queue, queues: &self.queues, db: &self.db, http: &self.http, media: self.media(), fleet: &self.fleet, region: self.region() };
+        let ending = supervisor.run(d, &claimed.request, upload.as_deref(), stop).await;
         match ending {
             Ending::Lost => tracing::info!("the job was cancelled or taken over; its result is dropped"),
             Ending::Returned => {

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Region;
 use crate::breaker::BreakerConfig;
-use crate::failover::RetryPolicy;
+use crate::failover::{OnTransient, RetryPolicy};
 use crate::pricing::Price;
 use crate::providers::ProviderKind;
 
@@ -149,6 +149,12 @@ pub struct DeploymentConfig {
     pub weight: u32,
     #[serde(default)]
     pub price: Option<Price>,
+    /// Whether this model continues a final, partial assistant turn ("prefill"), the
+    /// only verifiable way to continue a stream that broke after output reached the
+    /// client. Unset: the built-in table of known model families
+    /// (`meridian_shared::providers::prefill`); unknown models are not capable.
+    #[serde(default)]
+    pub prefill: Option<bool>,
 }
 
 fn one() -> u32 {
@@ -189,19 +195,61 @@ fn default_route() -> String {
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
     pub connect_ms: u64,
-    /// Until response headers.
+    /// A stream: until response headers.
     pub first_byte_ms: u64,
-    /// Until the first token of a stream (or the whole body of a non-stream response).
+    /// A stream: from its headers until the first token.
     pub first_token_ms: u64,
-    /// Longest gap between two stream chunks.
+    /// A stream: the longest gap between two chunks.
     pub idle_ms: u64,
+    /// A non-streamed answer, one attempt: from sending until its last byte (providers
+    /// send the headers of a non-streamed answer once it is generated).
+    pub response_ms: u64,
     /// The whole request, every attempt included.
     pub total_ms: u64,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { connect_ms: 2_000, first_byte_ms: 30_000, first_token_ms: 30_000, idle_ms: 30_000, total_ms: 300_000 }
+        Timeouts { connect_ms: 2_000, first_byte_ms: 30_000, first_token_ms: 30_000, idle_ms: 30_000, response_ms: 120_000, total_ms: 300_000 }
+    }
+}
+
+/// What a stream that broke after output reached the client may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContinueMode {
+    /// End with an in-band error and no terminator.
+    Off,
+    /// Continue only on a deployment whose model accepts an assistant prefill, behind
+    /// the seam check; otherwise end as `off`.
+    #[default]
+    Prefill,
+    /// Also continue elsewhere with an instruction turn ("continue where you stopped").
+    /// Unverifiable: models often start over. Still behind the seam check, and marked
+    /// `x-meridian-continued=instruction`.
+    Instruction,
+}
+
+impl<'de> Deserialize<'de> for ContinueMode {
+    /// `off`, `prefill`, `instruction`; `true` and `false` (the older boolean) mean
+    /// `prefill` and `off`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Name(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Flag(true) => Ok(ContinueMode::Prefill),
+            Raw::Flag(false) => Ok(ContinueMode::Off),
+            Raw::Name(n) => match n.as_str() {
+                "off" => Ok(ContinueMode::Off),
+                "prefill" => Ok(ContinueMode::Prefill),
+                "instruction" => Ok(ContinueMode::Instruction),
+                other => Err(serde::de::Error::custom(format!("unknown continuation mode {other:?}: use off, prefill or instruction"))),
+            },
+        }
     }
 }
 
@@ -213,7 +261,9 @@ pub struct RetrySettings {
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
     pub max_retry_after_ms: u64,
-    pub continue_broken_streams: bool,
+    pub continue_broken_streams: ContinueMode,
+    pub on_transient: OnTransient,
+    pub retry_after_wait_max_ms: u64,
 }
 
 impl Default for RetrySettings {
@@ -225,7 +275,9 @@ impl Default for RetrySettings {
             backoff_base_ms: p.backoff_base_ms,
             backoff_max_ms: p.backoff_max_ms,
             max_retry_after_ms: p.max_retry_after_ms,
-            continue_broken_streams: p.continue_broken_streams,
+            continue_broken_streams: ContinueMode::default(),
+            on_transient: p.on_transient,
+            retry_after_wait_max_ms: p.retry_after_wait_max_ms,
         }
     }
 }
@@ -247,7 +299,8 @@ impl RouteConfig {
             backoff_max_ms: r.backoff_max_ms,
             max_retry_after_ms: r.max_retry_after_ms,
             total_budget_ms: self.timeouts.total_ms,
-            continue_broken_streams: r.continue_broken_streams,
+            on_transient: r.on_transient,
+            retry_after_wait_max_ms: r.retry_after_wait_max_ms,
         }
     }
 }
@@ -257,18 +310,20 @@ impl RouteConfig {
 pub struct BreakerSettings {
     pub failure_threshold: u32,
     pub cooldown_ms: u64,
+    pub max_cooldown_ms: u64,
+    pub probe_timeout_ms: u64,
 }
 
 impl Default for BreakerSettings {
     fn default() -> Self {
         let b = BreakerConfig::default();
-        BreakerSettings { failure_threshold: b.failure_threshold, cooldown_ms: b.cooldown_ms }
+        BreakerSettings { failure_threshold: b.failure_threshold, cooldown_ms: b.cooldown_ms, max_cooldown_ms: b.max_cooldown_ms, probe_timeout_ms: b.probe_timeout_ms }
     }
 }
 
 impl From<BreakerSettings> for BreakerConfig {
     fn from(b: BreakerSettings) -> Self {
-        BreakerConfig { failure_threshold: b.failure_threshold, cooldown_ms: b.cooldown_ms }
+        BreakerConfig { failure_threshold: b.failure_threshold, cooldown_ms: b.cooldown_ms, max_cooldown_ms: b.max_cooldown_ms, probe_timeout_ms: b.probe_timeout_ms }
     }
 }
 

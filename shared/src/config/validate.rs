@@ -41,10 +41,14 @@ impl Config {
                     return Err(err(format!("providers[{i}].base_url"), format!("{u:?} is not an http(s) URL")));
                 }
             }
-            if let Some(e) = &p.api_key_env {
-                if e.is_empty() || !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            match &p.api_key_env {
+                Some(e) if e.is_empty() || !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
                     return Err(err(format!("providers[{i}].api_key_env"), "must name an environment variable, not hold a key"));
                 }
+                None if p.kind.needs_key() => {
+                    return Err(err(format!("providers[{i}].api_key_env"), format!("a {} provider needs an API key: name the environment variable that holds it", p.kind.as_str())));
+                }
+                _ => {}
             }
         }
         for (i, d) in self.deployments.iter().enumerate() {
@@ -75,7 +79,7 @@ impl Config {
         }
         for (name, r) in &self.routes {
             let t = r.timeouts;
-            for (field, v) in [("connect_ms", t.connect_ms), ("first_byte_ms", t.first_byte_ms), ("first_token_ms", t.first_token_ms), ("idle_ms", t.idle_ms), ("total_ms", t.total_ms)] {
+            for (field, v) in [("connect_ms", t.connect_ms), ("first_byte_ms", t.first_byte_ms), ("first_token_ms", t.first_token_ms), ("idle_ms", t.idle_ms), ("response_ms", t.response_ms), ("total_ms", t.total_ms)] {
                 if v == 0 {
                     return Err(err(format!("routes.{name}.timeouts.{field}"), "must be greater than 0"));
                 }
@@ -83,6 +87,13 @@ impl Config {
             if r.retry.max_attempts == 0 || r.retry.max_attempts_per_deployment == 0 {
                 return Err(err(format!("routes.{name}.retry"), "max_attempts and max_attempts_per_deployment must be at least 1"));
             }
+        }
+        let b = &self.breaker;
+        if b.failure_threshold == 0 || b.cooldown_ms == 0 || b.probe_timeout_ms == 0 {
+            return Err(err("breaker", "failure_threshold, cooldown_ms and probe_timeout_ms must be at least 1"));
+        }
+        if b.max_cooldown_ms < b.cooldown_ms {
+            return Err(err("breaker.max_cooldown_ms", format!("must be at least cooldown_ms ({})", b.cooldown_ms)));
         }
         if let Some((field, message)) = self.media.as_ref().and_then(|m| m.problems().into_iter().next()) {
             return Err(err(field, message));
@@ -165,9 +176,6 @@ impl Config {
         if l.max_body_bytes == 0 || l.max_messages == 0 || l.max_output_tokens == 0 || l.default_max_tokens == 0 {
             return Err(err("limits", "every limit must be greater than 0"));
         }
-        if self.breaker.failure_threshold == 0 {
-            return Err(err("breaker.failure_threshold", "must be at least 1"));
-        }
         Ok(())
     }
 }
@@ -210,6 +218,21 @@ tenants:
         assert_eq!(path_of(&format!("{OK}routes:\n  default:\n    timeouts: {{ idle_ms: 0 }}\n")), "routes.default.timeouts.idle_ms");
         assert_eq!(path_of(&OK.replace("region: eu", "region: eu\n    languages: [en, German]")), "tenants[0].languages[1]");
         assert_eq!(path_of(&OK.replace("region: eu", "region: eu\n    embedding_model: minilm")), "tenants[0].embedding_model");
+        assert_eq!(path_of(&OK.replace(", api_key_env: OPENAI_API_KEY", "")), "providers[0].api_key_env", "openai needs a key");
+        assert_eq!(path_of(&format!("{OK}routes:\n  default:\n    retry: {{ continue_broken_streams: sometimes }}\n")), "routes.default.retry.continue_broken_streams");
+        assert_eq!(path_of(&format!("{OK}breaker: {{ cooldown_ms: 5000, max_cooldown_ms: 1000 }}\n")), "breaker.max_cooldown_ms");
+    }
+
+    #[test]
+    fn keyless_kinds_and_continuation_modes() {
+        let keyless = OK.replace("kind: openai, base_url: \"http://127.0.0.1:1/v1\", api_key_env: OPENAI_API_KEY", "kind: vllm, base_url: \"http://127.0.0.1:1/v1\"");
+        assert!(Config::from_yaml(&keyless).is_ok(), "vLLM on a private network needs no key");
+        use crate::config::ContinueMode;
+        for (v, m) in [("true", ContinueMode::Prefill), ("false", ContinueMode::Off), ("instruction", ContinueMode::Instruction), ("off", ContinueMode::Off)] {
+            let c = Config::from_yaml(&format!("{OK}routes:\n  default:\n    retry: {{ continue_broken_streams: {v} }}\n")).unwrap();
+            assert_eq!(c.routes["default"].retry.continue_broken_streams, m, "{v}");
+        }
+        assert_eq!(Config::from_yaml(OK).unwrap().routes.get("default").copied().unwrap_or_default().retry.continue_broken_streams, ContinueMode::Prefill);
     }
 
     #[test]

@@ -65,6 +65,11 @@ impl ErrorClass {
         }
     }
 
+    /// Whether the same request may succeed if tried again later (a queued job's retry).
+    pub fn retryable_later(&self) -> bool {
+        matches!(self, ErrorClass::Transient | ErrorClass::RateLimited { .. } | ErrorClass::Timeout(_) | ErrorClass::StreamBroken { .. })
+    }
+
     /// Whether this failure says something about the deployment's health (and so
     /// counts against its circuit breaker), rather than about the request.
     pub fn counts_against_deployment(&self) -> bool {

@@ -1,7 +1,23 @@
 //! The failover state machine.
 
+use serde::{Deserialize, Serialize};
+
 use super::backoff::backoff_ms;
 use super::class::{ErrorClass, TimeoutKind, UpstreamError};
+
+/// What a transient failure (5xx, reset, refused, 429) on a deployment leads to first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTransient {
+    /// Fail over at once to an untried deployment; retry (with backoff) only when none
+    /// is left. Lowest latency.
+    #[default]
+    Failover,
+    /// Retry the same deployment first (after its backoff, or its `Retry-After` when
+    /// that is at most `retry_after_wait_max_ms`), then fail over. Keeps traffic on the
+    /// primary (cost, data agreements, prompt caching).
+    RetryFirst,
+}
 
 /// Retry budgets for one route.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -16,8 +32,10 @@ pub struct RetryPolicy {
     pub max_retry_after_ms: u64,
     /// Wall-clock budget for the whole request, all attempts included.
     pub total_budget_ms: u64,
-    /// Continue a stream that broke after tokens were sent on another attempt.
-    pub continue_broken_streams: bool,
+    pub on_transient: OnTransient,
+    /// With [`OnTransient::RetryFirst`]: the longest `Retry-After` waited out on the
+    /// same deployment before failing over.
+    pub retry_after_wait_max_ms: u64,
 }
 
 impl Default for RetryPolicy {
@@ -29,7 +47,8 @@ impl Default for RetryPolicy {
             backoff_max_ms: 5_000,
             max_retry_after_ms: 10_000,
             total_budget_ms: 120_000,
-            continue_broken_streams: true,
+            on_transient: OnTransient::Failover,
+            retry_after_wait_max_ms: 2_000,
         }
     }
 }
@@ -41,6 +60,10 @@ pub struct Plan {
     pub deployments: Vec<usize>,
     /// Larger-context deployments to use when the prompt does not fit.
     pub context_fallbacks: Vec<usize>,
+    /// The deployments that may take a continuation after output reached the client
+    /// (their model accepts an assistant prefill, or the route opted into the
+    /// instruction form). Empty: a break after output is final.
+    pub continuable: Vec<usize>,
 }
 
 /// How the host should shape the next attempt.
@@ -51,6 +74,15 @@ pub enum AttemptMode {
     /// Continue an answer that broke after tokens reached the client: send the request
     /// plus the partial answer so the target carries on where the stream stopped.
     Continue,
+}
+
+impl AttemptMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptMode::Fresh => "fresh",
+            AttemptMode::Continue => "continue",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +105,13 @@ pub enum Outcome {
 struct Slot {
     deployment: usize,
     attempts: u32,
-    /// No further attempts here: auth failure, silence, Retry-After beyond the cap.
+    /// No further attempts here: auth failure, silence, Retry-After beyond the cap, a
+    /// refused continuation.
     closed: bool,
+}
+
+fn slots(deployments: Vec<usize>) -> Vec<Slot> {
+    deployments.into_iter().map(|d| Slot { deployment: d, attempts: 0, closed: false }).collect()
 }
 
 /// Drives one request across its plan.
@@ -83,17 +120,28 @@ pub struct Engine {
     policy: RetryPolicy,
     slots: Vec<Slot>,
     context_fallbacks: Vec<usize>,
+    continuable: Vec<usize>,
     current: usize,
     attempts: u32,
     started_ms: u64,
-    /// Set once any output reached the client; from then on only continuation helps.
-    streaming_started: bool,
+    /// The failure that broke the stream after output reached the client. From then on
+    /// only a continuation helps, and giving up reports this failure, never what a
+    /// continuation attempt ran into.
+    broken: Option<UpstreamError>,
 }
 
 impl Engine {
     pub fn new(plan: Plan, policy: RetryPolicy, now_ms: u64) -> Self {
-        let slots = plan.deployments.into_iter().map(|d| Slot { deployment: d, attempts: 0, closed: false }).collect();
-        Engine { policy, slots, context_fallbacks: plan.context_fallbacks, current: 0, attempts: 0, started_ms: now_ms, streaming_started: false }
+        Engine {
+            policy,
+            slots: slots(plan.deployments),
+            context_fallbacks: plan.context_fallbacks,
+            continuable: plan.continuable,
+            current: 0,
+            attempts: 0,
+            started_ms: now_ms,
+            broken: None,
+        }
     }
 
     pub fn attempts(&self) -> u32 {
@@ -115,8 +163,9 @@ impl Engine {
         Action::Attempt { deployment: self.slots[slot].deployment, after_ms, mode, attempt: self.attempts }
     }
 
-    fn open_slot(&self, s: &Slot) -> bool {
-        !s.closed && s.attempts < self.policy.max_attempts_per_deployment
+    fn open_slot(&self, i: usize) -> bool {
+        let s = &self.slots[i];
+        !s.closed && s.attempts < self.policy.max_attempts_per_deployment && (self.broken.is_none() || self.continuable.contains(&s.deployment))
     }
 
     /// The next slot to fail over to: an untried one first (no wait), else one with
@@ -124,12 +173,15 @@ impl Engine {
     fn next_slot(&self) -> Option<(usize, bool)> {
         let n = self.slots.len();
         let order = (1..=n).map(|k| (self.current + k) % n);
-        if let Some(i) = order.clone().find(|&i| self.slots[i].attempts == 0 && self.open_slot(&self.slots[i])) {
+        if let Some(i) = order.clone().find(|&i| self.slots[i].attempts == 0 && self.open_slot(i)) {
             return Some((i, true));
         }
-        order.clone().find(|&i| i != self.current && self.open_slot(&self.slots[i])).map(|i| (i, false)).or_else(|| {
-            self.open_slot(&self.slots[self.current]).then_some((self.current, false))
-        })
+        order.clone().find(|&i| i != self.current && self.open_slot(i)).map(|i| (i, false)).or_else(|| self.open_slot(self.current).then_some((self.current, false)))
+    }
+
+    /// The error to report when giving up: the break that started it all, if any.
+    fn give_up(&self, last: UpstreamError) -> Action {
+        Action::GiveUp(self.broken.clone().unwrap_or(last))
     }
 
     /// Reports the outcome of the current attempt and returns what to do next.
@@ -138,8 +190,14 @@ impl Engine {
             Outcome::Success => return Action::Done,
             Outcome::Failed(e) => e,
         };
+        if let ErrorClass::StreamBroken { tokens_sent } = err.class {
+            if tokens_sent > 0 && self.broken.is_none() {
+                self.broken = Some(err.clone());
+            }
+        }
+        let continuing = self.broken.is_some();
         if self.attempts >= self.policy.max_attempts {
-            return Action::GiveUp(err);
+            return self.give_up(err);
         }
         let elapsed = now_ms.saturating_sub(self.started_ms);
         if elapsed >= self.policy.total_budget_ms {
@@ -147,51 +205,55 @@ impl Engine {
             if !matches!(e.class, ErrorClass::StreamBroken { .. }) {
                 e.class = ErrorClass::Timeout(TimeoutKind::Total);
             }
-            return Action::GiveUp(e);
+            return self.give_up(e);
         }
         let cur = self.current;
         let mut retry_after = None;
+        let mut retry_here_first = false;
         match err.class {
+            // A continuation the target refused (no prefill, prompt now too long, its
+            // policy): that target cannot continue; another may.
+            ErrorClass::BadRequest | ErrorClass::ContentPolicy | ErrorClass::ContextLength if continuing => self.slots[cur].closed = true,
             ErrorClass::BadRequest | ErrorClass::ContentPolicy => return Action::GiveUp(err),
             ErrorClass::ContextLength => {
                 if self.context_fallbacks.is_empty() {
                     return Action::GiveUp(err);
                 }
                 // Switch the plan to the larger-context deployments.
-                let fallbacks = std::mem::take(&mut self.context_fallbacks);
-                self.slots = fallbacks.into_iter().map(|d| Slot { deployment: d, attempts: 0, closed: false }).collect();
+                self.slots = slots(std::mem::take(&mut self.context_fallbacks));
                 return self.attempt_on(0, 0, AttemptMode::Fresh);
             }
             ErrorClass::Auth | ErrorClass::NotFound => self.slots[cur].closed = true,
             // A silent deployment is not asked again on this request.
             ErrorClass::Timeout(k) if k != TimeoutKind::Connect => self.slots[cur].closed = true,
-            ErrorClass::Timeout(_) | ErrorClass::Transient => {}
+            ErrorClass::Timeout(_) | ErrorClass::Transient => retry_here_first = true,
             ErrorClass::RateLimited { retry_after_ms } => {
                 if retry_after_ms.is_some_and(|ms| ms > self.policy.max_retry_after_ms) {
                     self.slots[cur].closed = true;
                 }
+                retry_here_first = retry_after_ms.is_none_or(|ms| ms <= self.policy.retry_after_wait_max_ms);
                 retry_after = retry_after_ms;
             }
-            ErrorClass::StreamBroken { tokens_sent } => {
-                if tokens_sent > 0 {
-                    self.streaming_started = true;
-                }
-            }
+            ErrorClass::StreamBroken { .. } => {}
         }
-        if self.streaming_started && !self.policy.continue_broken_streams {
-            return Action::GiveUp(err);
-        }
-        let mode = if self.streaming_started { AttemptMode::Continue } else { AttemptMode::Fresh };
-        let Some((next, untried)) = self.next_slot() else { return Action::GiveUp(err) };
-        let delay = if untried || (mode == AttemptMode::Continue && next != cur) {
-            0
+        let mode = if continuing { AttemptMode::Continue } else { AttemptMode::Fresh };
+        let backoff = |attempts: u32| backoff_ms(attempts, self.policy.backoff_base_ms, self.policy.backoff_max_ms, jitter);
+        let wait_here = |attempts: u32| backoff(attempts).max(retry_after.unwrap_or(0).min(self.policy.max_retry_after_ms));
+        let (next, delay) = if retry_here_first && !continuing && self.policy.on_transient == OnTransient::RetryFirst && self.open_slot(cur) {
+            (cur, wait_here(self.slots[cur].attempts))
         } else {
-            let retry_no = self.slots[next].attempts;
-            let b = backoff_ms(retry_no, self.policy.backoff_base_ms, self.policy.backoff_max_ms, jitter);
-            if next == cur { b.max(retry_after.unwrap_or(0).min(self.policy.max_retry_after_ms)) } else { b }
+            let Some((next, untried)) = self.next_slot() else { return self.give_up(err) };
+            let delay = if untried || (continuing && next != cur) {
+                0
+            } else if next == cur {
+                wait_here(self.slots[next].attempts)
+            } else {
+                backoff(self.slots[next].attempts)
+            };
+            (next, delay)
         };
         if elapsed + delay >= self.policy.total_budget_ms {
-            return Action::GiveUp(err);
+            return self.give_up(err);
         }
         self.attempt_on(next, delay, mode)
     }
@@ -206,7 +268,11 @@ mod tests {
     }
 
     fn engine(deps: &[usize], policy: RetryPolicy) -> Engine {
-        Engine::new(Plan { deployments: deps.to_vec(), context_fallbacks: vec![] }, policy, 0)
+        Engine::new(Plan { deployments: deps.to_vec(), ..Default::default() }, policy, 0)
+    }
+
+    fn continuable(deps: &[usize], continuable: &[usize]) -> Engine {
+        Engine::new(Plan { deployments: deps.to_vec(), continuable: continuable.to_vec(), ..Default::default() }, RetryPolicy::default(), 0)
     }
 
     fn deployment(a: &Action) -> usize {
@@ -285,6 +351,38 @@ mod tests {
     }
 
     #[test]
+    fn retry_first_keeps_the_primary_within_its_limits() {
+        let policy = RetryPolicy { on_transient: OnTransient::RetryFirst, ..Default::default() };
+        // A short Retry-After is waited out on the primary.
+        let mut e = engine(&[1, 2], policy);
+        e.start();
+        let a = e.on_outcome(err(ErrorClass::RateLimited { retry_after_ms: Some(1_000) }), 0, 0.0);
+        assert_eq!((deployment(&a), delay(&a)), (1, 1_000));
+        // A one-off 500: the primary again, after its backoff.
+        let mut e = engine(&[1, 2], policy);
+        e.start();
+        let a = e.on_outcome(err(ErrorClass::Transient), 0, 0.0);
+        assert_eq!((deployment(&a), delay(&a)), (1, 100));
+        // Its attempts used up: fail over at once.
+        let a = e.on_outcome(err(ErrorClass::Transient), 200, 0.0);
+        assert_eq!((deployment(&a), delay(&a)), (2, 0));
+        // A Retry-After longer than retry_after_wait_max_ms fails over at once.
+        let mut e = engine(&[1, 2], policy);
+        e.start();
+        let a = e.on_outcome(err(ErrorClass::RateLimited { retry_after_ms: Some(5_000) }), 0, 0.0);
+        assert_eq!((deployment(&a), delay(&a)), (2, 0));
+        // Silence and bad credentials still close the deployment.
+        let mut e = engine(&[1, 2], policy);
+        e.start();
+        assert_eq!(deployment(&e.on_outcome(err(ErrorClass::Timeout(TimeoutKind::FirstByte)), 0, 0.0)), 2);
+        // Bounded by the total budget.
+        let mut e = engine(&[1, 2], RetryPolicy { total_budget_ms: 500, ..policy });
+        e.start();
+        let a = e.on_outcome(err(ErrorClass::RateLimited { retry_after_ms: Some(1_000) }), 0, 0.0);
+        assert!(matches!(a, Action::GiveUp(_)), "a wait past the budget is not taken: {a:?}");
+    }
+
+    #[test]
     fn auth_and_silence_close_the_deployment() {
         for class in [ErrorClass::Auth, ErrorClass::NotFound, ErrorClass::Timeout(TimeoutKind::FirstToken), ErrorClass::Timeout(TimeoutKind::FirstByte)] {
             let mut e = engine(&[1, 2], RetryPolicy::default());
@@ -299,7 +397,7 @@ mod tests {
 
     #[test]
     fn context_length_switches_to_larger_models() {
-        let mut e = Engine::new(Plan { deployments: vec![1, 2], context_fallbacks: vec![9] }, RetryPolicy::default(), 0);
+        let mut e = Engine::new(Plan { deployments: vec![1, 2], context_fallbacks: vec![9], ..Default::default() }, RetryPolicy::default(), 0);
         e.start();
         let a = e.on_outcome(err(ErrorClass::ContextLength), 0, 0.0);
         assert_eq!(deployment(&a), 9);
@@ -317,17 +415,31 @@ mod tests {
     }
 
     #[test]
-    fn broken_stream_after_tokens_continues_or_gives_up() {
-        let mut e = engine(&[1, 2], RetryPolicy::default());
+    fn broken_stream_after_tokens_continues_only_where_continuable() {
+        let mut e = continuable(&[1, 2, 3], &[3]);
         e.start();
         let a = e.on_outcome(err(ErrorClass::StreamBroken { tokens_sent: 5 }), 0, 0.0);
-        assert!(matches!(a, Action::Attempt { deployment: 2, mode: AttemptMode::Continue, after_ms: 0, .. }));
-        // Once streaming, every later attempt is a continuation.
+        assert!(matches!(a, Action::Attempt { deployment: 3, mode: AttemptMode::Continue, after_ms: 0, .. }), "{a:?}");
+        // Once streaming, every later attempt is a continuation, on a continuable target.
         let a = e.on_outcome(err(ErrorClass::Transient), 0, 0.0);
-        assert!(matches!(a, Action::Attempt { mode: AttemptMode::Continue, .. }));
-        let mut e = engine(&[1, 2], RetryPolicy { continue_broken_streams: false, ..Default::default() });
+        assert!(matches!(a, Action::Attempt { deployment: 3, mode: AttemptMode::Continue, .. }), "{a:?}");
+        // Nothing continuable: the break is final.
+        let mut e = continuable(&[1, 2], &[]);
         e.start();
-        assert!(matches!(e.on_outcome(err(ErrorClass::StreamBroken { tokens_sent: 5 }), 0, 0.0), Action::GiveUp(_)));
+        assert!(matches!(e.on_outcome(err(ErrorClass::StreamBroken { tokens_sent: 5 }), 0, 0.0), Action::GiveUp(u) if u.class == ErrorClass::StreamBroken { tokens_sent: 5 }));
+    }
+
+    #[test]
+    fn a_refused_continuation_tries_the_next_then_reports_the_original_break() {
+        let mut e = continuable(&[1, 2, 3], &[2, 3]);
+        e.start();
+        let broke = UpstreamError::new(ErrorClass::StreamBroken { tokens_sent: 4 }, None, "stream cut: reset");
+        let a = e.on_outcome(Outcome::Failed(broke.clone()), 0, 0.0);
+        assert_eq!(deployment(&a), 2);
+        let refused = UpstreamError::new(ErrorClass::BadRequest, Some(400), "This model does not support assistant message prefill.");
+        let a = e.on_outcome(Outcome::Failed(refused.clone()), 0, 0.0);
+        assert_eq!(deployment(&a), 3, "a refused prefill closes that target only");
+        assert_eq!(e.on_outcome(Outcome::Failed(refused), 0, 0.0), Action::GiveUp(broke), "the original failure, never the 400");
     }
 
     #[test]
@@ -342,9 +454,11 @@ mod tests {
         assert!(matches!(e.on_outcome(err(ErrorClass::RateLimited { retry_after_ms: Some(2_000) }), 0, 0.0), Action::GiveUp(_)), "a wait past the budget is not taken");
     }
 
-    /// Exhaustive: for every sequence of failures up to length 6 over every class, the
-    /// engine ends within `max_attempts`, never waits past the budget, and never
-    /// retries a closed deployment.
+    /// Exhaustive: for every sequence of failures up to length 5 over every class, under
+    /// both transient policies, with and without continuable targets, the engine ends
+    /// within `max_attempts`, never waits past the budget, never retries a closed
+    /// deployment, only continues on continuable targets, and once output reached the
+    /// client gives up with the break itself.
     #[test]
     fn exhaustive_sequences_terminate_within_bounds() {
         let classes = [
@@ -352,35 +466,52 @@ mod tests {
             ErrorClass::RateLimited { retry_after_ms: Some(500) },
             ErrorClass::RateLimited { retry_after_ms: Some(50_000) },
             ErrorClass::Auth,
+            ErrorClass::BadRequest,
             ErrorClass::Timeout(TimeoutKind::Connect),
             ErrorClass::Timeout(TimeoutKind::Idle),
             ErrorClass::StreamBroken { tokens_sent: 0 },
             ErrorClass::StreamBroken { tokens_sent: 3 },
         ];
-        let policy = RetryPolicy::default();
         let n = classes.len();
-        for len in 1..=5u32 {
-            for code in 0..n.pow(len) {
-                let mut e = engine(&[1, 2, 3], policy);
-                let mut a = e.start();
-                let mut now = 0;
-                let mut closed = std::collections::HashSet::new();
-                let mut c = code;
-                let mut steps = 0;
-                while let Action::Attempt { deployment, after_ms, .. } = a {
-                    assert!(!closed.contains(&deployment), "retried closed deployment {deployment}");
-                    now += after_ms;
-                    assert!(now < policy.total_budget_ms);
-                    let class = classes[c % n];
-                    c /= n;
-                    if matches!(class, ErrorClass::Auth | ErrorClass::Timeout(TimeoutKind::Idle) | ErrorClass::RateLimited { retry_after_ms: Some(50_000) }) {
-                        closed.insert(deployment);
+        for on_transient in [OnTransient::Failover, OnTransient::RetryFirst] {
+            for cont in [vec![], vec![2], vec![1, 2, 3]] {
+                let policy = RetryPolicy { on_transient, ..Default::default() };
+                for len in 1..=5u32 {
+                    for code in 0..n.pow(len) {
+                        let mut e = Engine::new(Plan { deployments: vec![1, 2, 3], continuable: cont.clone(), ..Default::default() }, policy, 0);
+                        let mut a = e.start();
+                        let mut now = 0;
+                        let mut closed = std::collections::HashSet::new();
+                        let mut broke = false;
+                        let mut c = code;
+                        let mut steps = 0;
+                        while let Action::Attempt { deployment, after_ms, mode, .. } = a {
+                            assert!(!closed.contains(&deployment), "retried closed deployment {deployment}");
+                            assert_eq!(mode == AttemptMode::Continue, broke);
+                            if broke {
+                                assert!(cont.contains(&deployment), "continued on {deployment}, not continuable");
+                            }
+                            now += after_ms;
+                            assert!(now < policy.total_budget_ms);
+                            let class = classes[c % n];
+                            c /= n;
+                            if class == (ErrorClass::StreamBroken { tokens_sent: 3 }) {
+                                broke = true;
+                            }
+                            let closes = matches!(class, ErrorClass::Auth | ErrorClass::Timeout(TimeoutKind::Idle) | ErrorClass::RateLimited { retry_after_ms: Some(50_000) }) || (broke && class == ErrorClass::BadRequest);
+                            if closes {
+                                closed.insert(deployment);
+                            }
+                            a = e.on_outcome(err(class), now, 0.3);
+                            steps += 1;
+                            assert!(steps <= policy.max_attempts);
+                        }
+                        if let (true, Action::GiveUp(u)) = (broke, &a) {
+                            assert_eq!(u.class, ErrorClass::StreamBroken { tokens_sent: 3 }, "gave up with the break");
+                        }
+                        assert!(e.attempts() <= policy.max_attempts);
                     }
-                    a = e.on_outcome(err(class), now, 0.3);
-                    steps += 1;
-                    assert!(steps <= policy.max_attempts);
                 }
-                assert!(e.attempts() <= policy.max_attempts);
             }
         }
     }

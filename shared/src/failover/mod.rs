@@ -8,4 +8,4 @@ mod engine;
 
 pub use backoff::backoff_ms;
 pub use class::{ErrorClass, TimeoutKind, UpstreamError};
-pub use engine::{Action, AttemptMode, Engine, Outcome, Plan, RetryPolicy};
+pub use engine::{Action, AttemptMode, Engine, OnTransient, Outcome, Plan, RetryPolicy};

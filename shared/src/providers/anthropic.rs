@@ -313,7 +313,7 @@ mod tests {
     use super::*;
     use crate::providers::{ProviderKind, StreamDecoder};
 
-    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/providers/anthropic/");
+    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/providers/anthropic/");
 
     fn fixture(p: &str) -> Vec<u8> {
         std::fs::read(format!("{FIX}{p}")).unwrap()

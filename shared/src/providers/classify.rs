@@ -99,7 +99,7 @@ pub fn classify_http_error(kind: ProviderKind, status: u16, headers: &[(&str, &s
 mod tests {
     use super::*;
 
-    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/providers/");
+    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/providers/");
 
     fn fixture(p: &str) -> Vec<u8> {
         std::fs::read(format!("{FIX}{p}")).unwrap_or_else(|e| panic!("{p}: {e}"))

@@ -13,6 +13,7 @@ mod classify;
 pub mod gemini;
 mod http;
 pub mod openai_compat;
+pub mod prefill;
 pub mod sse;
 
 use serde::{Deserialize, Serialize};
@@ -68,10 +69,10 @@ impl ProviderKind {
         }
     }
 
-    /// Whether a partially streamed assistant message can be continued by sending it
-    /// as the last (assistant) turn — "prefill".
-    pub fn supports_prefill(self) -> bool {
-        matches!(self, ProviderKind::Anthropic | ProviderKind::Deepseek | ProviderKind::Mistral | ProviderKind::Vllm | ProviderKind::Ollama)
+    /// Whether the provider refuses requests without an API key. Self-hosted servers
+    /// (vLLM, Ollama, other OpenAI-compatible ones) may run without one.
+    pub fn needs_key(self) -> bool {
+        !matches!(self, ProviderKind::Vllm | ProviderKind::Ollama | ProviderKind::OpenaiCompatible)
     }
 }
 

@@ -24,6 +24,19 @@ pub struct Flavour {
     pub seed_field: &'static str,
     /// Field carrying reasoning text in messages and deltas (`reasoning` at Ollama).
     pub reasoning_field: &'static str,
+    /// How a final, partial assistant turn is marked as a prefill to continue.
+    pub prefill: PrefillMarker,
+}
+
+/// What tells an OpenAI-compatible server to continue the final assistant turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefillMarker {
+    /// Nothing: the turn is sent as it is (Ollama continues it; OpenAI ignores it).
+    None,
+    /// `"prefix": true` on that message (Mistral; DeepSeek's beta endpoint).
+    PrefixFlag,
+    /// `continue_final_message: true, add_generation_prompt: false` (vLLM).
+    ContinueFinalMessage,
 }
 
 impl Flavour {
@@ -35,17 +48,19 @@ impl Flavour {
             accepts_max_completion_tokens: true,
             seed_field: "seed",
             reasoning_field: "reasoning_content",
+            prefill: PrefillMarker::None,
         };
         match kind {
-            ProviderKind::Deepseek => Flavour { default_base_url: "https://api.deepseek.com", accepts_max_completion_tokens: false, ..base },
+            ProviderKind::Deepseek => Flavour { default_base_url: "https://api.deepseek.com", accepts_max_completion_tokens: false, prefill: PrefillMarker::PrefixFlag, ..base },
             ProviderKind::Mistral => Flavour {
                 default_base_url: "https://api.mistral.ai/v1",
                 accepts_stream_options: false,
                 accepts_max_completion_tokens: false,
                 seed_field: "random_seed",
+                prefill: PrefillMarker::PrefixFlag,
                 ..base
             },
-            ProviderKind::Vllm => Flavour { default_base_url: "http://127.0.0.1:8000/v1", ..base },
+            ProviderKind::Vllm => Flavour { default_base_url: "http://127.0.0.1:8000/v1", prefill: PrefillMarker::ContinueFinalMessage, ..base },
             ProviderKind::Ollama => Flavour {
                 default_base_url: "http://127.0.0.1:11434/v1",
                 accepts_max_completion_tokens: false,
@@ -91,12 +106,26 @@ pub fn build_chat(f: Flavour, target: Target<'_>, req: &ChatRequest, stream: boo
             body.extra.insert(f.seed_field.into(), Value::from(v));
         }
     }
-    UpstreamRequest {
-        method: "POST",
-        url: join_url(target.base_url, "/chat/completions"),
-        headers: bearer(&target),
-        body: serde_json::to_vec(&body).expect("request serialises"),
-    }
+    let ends_with_assistant = body.messages.last().is_some_and(|m| m.role == crate::api::Role::Assistant);
+    let bytes = if ends_with_assistant && f.prefill != PrefillMarker::None {
+        let mut v = serde_json::to_value(&body).expect("request serialises");
+        match f.prefill {
+            PrefillMarker::PrefixFlag => {
+                if let Some(last) = v["messages"].as_array_mut().and_then(|m| m.last_mut()) {
+                    last["prefix"] = Value::Bool(true);
+                }
+            }
+            PrefillMarker::ContinueFinalMessage => {
+                v["continue_final_message"] = Value::Bool(true);
+                v["add_generation_prompt"] = Value::Bool(false);
+            }
+            PrefillMarker::None => {}
+        }
+        serde_json::to_vec(&v).expect("request serialises")
+    } else {
+        serde_json::to_vec(&body).expect("request serialises")
+    };
+    UpstreamRequest { method: "POST", url: join_url(target.base_url, "/chat/completions"), headers: bearer(&target), body: bytes }
 }
 
 pub fn build_embeddings(_f: Flavour, target: Target<'_>, req: &EmbeddingsRequest) -> UpstreamRequest {
@@ -228,7 +257,7 @@ mod tests {
     use crate::api::{FinishReason, Message, Role};
     use crate::providers::StreamDecoder;
 
-    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/providers/");
+    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/providers/");
 
     fn fixture(p: &str) -> Vec<u8> {
         std::fs::read(format!("{FIX}{p}")).unwrap_or_else(|e| panic!("{p}: {e}"))
@@ -262,6 +291,22 @@ mod tests {
             StreamEvent::Chunk(c) => c.usage,
             _ => None,
         })
+    }
+
+    #[test]
+    fn a_final_assistant_turn_is_marked_as_a_prefill_where_the_server_needs_it() {
+        let req = ChatRequest { model: "m".into(), messages: vec![Message::text(Role::User, "q"), Message::text(Role::Assistant, "The partial")], ..Default::default() };
+        let t = Target { base_url: "http://x/v1", api_key: None, model: "m", default_max_tokens: 16 };
+        let body = |kind| serde_json::from_slice::<Value>(&build_chat(Flavour::of(kind), t, &req, true).body).unwrap();
+        assert_eq!(body(ProviderKind::Mistral)["messages"][1]["prefix"], true);
+        assert_eq!(body(ProviderKind::Deepseek)["messages"][1]["prefix"], true);
+        let v = body(ProviderKind::Vllm);
+        assert_eq!((v["continue_final_message"].clone(), v["add_generation_prompt"].clone()), (Value::Bool(true), Value::Bool(false)));
+        let o = body(ProviderKind::Openai);
+        assert!(o["messages"][1].get("prefix").is_none() && o.get("continue_final_message").is_none());
+        let fresh = ChatRequest { messages: vec![Message::text(Role::User, "q")], ..req.clone() };
+        assert!(serde_json::from_slice::<Value>(&build_chat(Flavour::of(ProviderKind::Mistral), t, &fresh, true).body).unwrap()["messages"][0].get("prefix").is_none());
+        assert!(build_chat(Flavour::of(ProviderKind::Openai), t, &req, true).headers.iter().all(|(k, _)| *k != "authorization"), "no key, no header");
     }
 
     #[test]

@@ -30,6 +30,16 @@ impl AttemptStream {
         AttemptStream { decoder: StreamDecoder::new(kind, relay_id, created), events: Vec::new(), continuing, got_output: false, finished: false }
     }
 
+    /// Whether this attempt has produced output (the deployment is evidently working).
+    pub fn got_output(&self) -> bool {
+        self.got_output
+    }
+
+    /// Whether the provider has sent its finish reason.
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+
     /// The timer for the next read: first token until output arrives, then idle.
     pub fn timer(&self) -> TimeoutKind {
         if self.got_output { TimeoutKind::Idle } else { TimeoutKind::FirstToken }

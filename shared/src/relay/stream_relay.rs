@@ -17,6 +17,14 @@ pub struct StreamRelay {
     want_usage: bool,
     /// The chunks the client received, kept when the answer is to be cached.
     transcript: Option<Vec<ChatChunk>>,
+    /// A continuation held back until the seam check decides.
+    gate: Option<Gate>,
+}
+
+#[derive(Debug, Default)]
+struct Gate {
+    chunks: Vec<ChatChunk>,
+    text: String,
 }
 
 pub(crate) fn sse_frame(c: &ChatChunk, out: &mut Vec<Vec<u8>>) {
@@ -42,6 +50,7 @@ impl StreamRelay {
             committed: false,
             want_usage,
             transcript: None,
+            gate: None,
         }
     }
 
@@ -101,6 +110,32 @@ impl StreamRelay {
     /// A failed attempt's held chunks never reach the client.
     pub fn attempt_failed(&mut self) {
         self.held.clear();
+        self.gate = None;
+    }
+
+    /// Holds the next (continuing) chunks back until [`Self::release_gate`] or
+    /// [`Self::discard_gate`].
+    pub fn hold_continuation(&mut self) {
+        self.gate = Some(Gate::default());
+    }
+
+    /// The text held behind the gate, if a gate is up.
+    pub fn gated_text(&self) -> Option<&str> {
+        self.gate.as_ref().map(|g| g.text.as_str())
+    }
+
+    /// The seam checked out: the held chunks go to the client.
+    pub fn release_gate(&mut self, out: &mut Vec<Vec<u8>>) {
+        if let Some(g) = self.gate.take() {
+            for c in g.chunks {
+                self.deliver(c, out);
+            }
+        }
+    }
+
+    /// The continuation was implausible: nothing of it reaches the client.
+    pub fn discard_gate(&mut self) {
+        self.gate = None;
     }
 
     /// One unified chunk from the current attempt. Frames to send are pushed onto `out`.
@@ -123,6 +158,20 @@ impl StreamRelay {
                 return;
             }
         }
+        if let Some(g) = &mut self.gate {
+            for ch in &c.choices {
+                if let Some(t) = &ch.delta.content {
+                    g.text.push_str(t);
+                }
+            }
+            g.chunks.push(c);
+            return;
+        }
+        self.deliver(c, out);
+    }
+
+    /// Counts and sends one chunk (or holds it until the first output commits the answer).
+    fn deliver(&mut self, c: ChatChunk, out: &mut Vec<Vec<u8>>) {
         for ch in &c.choices {
             if let Some(t) = &ch.delta.content {
                 self.text_sent.push_str(t);
@@ -151,7 +200,8 @@ impl StreamRelay {
     }
 
     /// The closing frames of a complete answer: the usage chunk if asked for, an optional
-    /// SSE comment (clients ignore comments), then `[DONE]`.
+    /// SSE comment (clients ignore comments; Meridian puts the answer's metadata there,
+    /// since the headers left before it was known), then `[DONE]`.
     pub fn finish(&mut self, comment: Option<&str>, out: &mut Vec<Vec<u8>>) {
         self.commit(out);
         if self.want_usage {
@@ -222,6 +272,27 @@ mod tests {
         assert!(!text(&out[1..]).contains("role"));
         r.finish(None, &mut out);
         assert!(!text(&out).contains("usage"), "no usage chunk unless asked");
+    }
+
+    #[test]
+    fn a_gated_continuation_is_released_or_discarded_whole() {
+        let mut r = StreamRelay::new("id".into(), 0, false);
+        let mut out = Vec::new();
+        r.on_chunk(chunk(Delta::text("Hello"), None), false, &mut out);
+        r.hold_continuation();
+        r.on_chunk(chunk(Delta::text(" wor"), None), true, &mut out);
+        r.on_chunk(chunk(Delta::text("ld"), Some(FinishReason::Stop)), true, &mut out);
+        assert_eq!(out.len(), 1, "held back");
+        assert_eq!(r.gated_text(), Some(" world"));
+        assert_eq!(r.text_sent(), "Hello");
+        r.release_gate(&mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(r.text_sent(), "Hello world");
+        assert_eq!(r.gated_text(), None);
+        r.hold_continuation();
+        r.on_chunk(chunk(Delta::text("Hello world"), None), true, &mut out);
+        r.discard_gate();
+        assert_eq!((out.len(), r.text_sent(), r.tokens_sent()), (3, "Hello world", 3));
     }
 
     #[test]

@@ -157,9 +157,9 @@ pub fn header<'a>(h: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
-/// A recorded provider payload from `../shared/fixtures/providers/`.
+/// A recorded provider payload from `tests/fixtures/providers/` (sources in its SOURCES.md).
 pub fn fixture(path: &str) -> PathBuf {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/providers")).join(path);
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/providers")).join(path);
     assert!(p.exists(), "fixture {} missing", p.display());
     p
 }

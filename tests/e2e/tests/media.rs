@@ -1,4 +1,4 @@
-//! Media jobs end to end (issue #6): the regional API, worker processes per media type,
+//! Media jobs end to end: the regional API, worker processes per media type,
 //! real PostgreSQL, Redis (streams, pub/sub) and an S3-compatible server, the mock media
 //! providers over HTTP. Files are fetched from their presigned URLs and checked for what
 //! they claim to be.

@@ -40,6 +40,7 @@ pub fn error(kind: ErrorKind, extra: Vec<(&'static str, String)>) -> Response {
         ErrorKind::MissingKey => (401, "authentication_error", "x-api-key header is required"),
         ErrorKind::InvalidKey => (401, "authentication_error", "invalid x-api-key"),
         ErrorKind::BadRequest => (400, "invalid_request_error", "anthropic-version: header is required"),
+        ErrorKind::PrefillRejected => (400, "invalid_request_error", "This model does not support assistant message prefill. The conversation must end with a user message."),
         ErrorKind::Status(403) => (403, "permission_error", "Your API key does not have permission to use the specified resource."),
         ErrorKind::Status(404) => (404, "not_found_error", "The requested resource could not be found."),
         ErrorKind::Status(413) => (413, "request_too_large", "Request exceeds the maximum allowed number of bytes."),
@@ -80,7 +81,7 @@ fn event(name: &str, v: &Value, pad: usize) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {body}{}{last}\n\n", " ".repeat(pad)))
 }
 
-pub fn stream(r: &Reply, faults: Faults) -> Response {
+pub fn stream(r: &Reply, faults: Faults, end: script::End) -> Response {
     let mut start_usage = usage(r);
     start_usage["output_tokens"] = json!(1);
     let mut head = vec![event(
@@ -118,5 +119,5 @@ pub fn stream(r: &Reply, faults: Faults) -> Response {
     ];
     let terminator = vec![event("message_stop", &json!({"type": "message_stop"}), 2)];
     let error_event = Bytes::from_static(b"event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n");
-    sse_response(&headers(&r.id), script::body(Script { head, tokens, finish, terminator, error_event }, faults))
+    sse_response(&headers(&r.id), script::body(Script { head, tokens, finish, terminator, error_event }, faults, end))
 }

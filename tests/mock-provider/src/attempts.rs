@@ -21,6 +21,10 @@ pub struct Attempt {
     /// The system instructions as the provider's wire carries them (OpenAI `system`
     /// messages, Anthropic `system`, Gemini `systemInstruction`), joined.
     pub system: String,
+    /// How a streamed answer ended: `completed`, `client_gone` (the caller dropped the
+    /// connection before the end), or the fault that ended it (`cut`, `stall`,
+    /// `malformed`, `error_event`). Unset while streaming, and for whole answers.
+    pub ended: Option<String>,
 }
 
 pub struct Log {
@@ -37,8 +41,9 @@ impl Log {
         Log { started: Instant::now(), attempts: Mutex::new(Vec::new()), seen: Mutex::new(HashMap::new()) }
     }
 
-    /// Records an attempt; returns (seconds since this model was first seen, prior count).
-    pub fn record(&self, mut a: Attempt) -> (f64, u64) {
+    /// Records an attempt; returns (seconds since this model was first seen, prior count,
+    /// its sequence number).
+    pub fn record(&self, mut a: Attempt) -> (f64, u64, u64) {
         let now = Instant::now();
         a.at_ms = now.duration_since(self.started).as_secs_f64() * 1000.0;
         let mut v = self.attempts.lock().unwrap();
@@ -46,13 +51,22 @@ impl Log {
         if v.len() >= KEEP {
             v.drain(..KEEP / 2);
         }
+        let seq = a.seq;
         v.push(a.clone());
         drop(v);
         let mut seen = self.seen.lock().unwrap();
         let e = seen.entry(a.model.clone()).or_insert((now, 0));
         let prior = e.1;
         e.1 += 1;
-        (now.duration_since(e.0).as_secs_f64(), prior)
+        (now.duration_since(e.0).as_secs_f64(), prior, seq)
+    }
+
+    /// Notes how the streamed answer of attempt `seq` ended.
+    pub fn end(&self, seq: u64, how: &str) {
+        if let Some(a) = self.attempts.lock().unwrap().iter_mut().rev().find(|a| a.seq == seq) {
+            // The first cause wins (a malformed frame, then the caller hanging up).
+            a.ended.get_or_insert_with(|| how.to_string());
+        }
     }
 
     pub fn list(&self, model_contains: Option<&str>) -> Vec<Attempt> {

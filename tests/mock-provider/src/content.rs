@@ -1,6 +1,10 @@
-//! Deterministic answers. The full answer depends only on the first user message, so a
-//! continuation request (the partial answer as the last assistant turn) can be answered
-//! with exactly the rest, and a test can check the stitched answer word for word.
+//! Deterministic answers. The full answer depends only on the first user message. How a
+//! continuation request is answered follows real models, not the gateway's hopes: asked
+//! with an instruction turn ("continue where you stopped") a model starts over; given a
+//! prefill (the partial answer as the final assistant turn) only a model that accepts
+//! prefills carries on — OpenAI and Gemini start over, Anthropic's newer models refuse
+//! (the handler's 400). The `cooperative` directive restores the old, too-kind mock that
+//! gives exactly the rest either way.
 
 use serde_json::Value;
 
@@ -34,10 +38,21 @@ pub fn text_of(content: &Value) -> String {
     }
 }
 
+/// How a request asks to continue a partial answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Continuing {
+    No,
+    /// The partial answer is the final assistant turn.
+    Prefill,
+    /// An assistant turn followed by a user "continue…" turn.
+    Instruction,
+}
+
 /// What the conversation asks for: the question, and any partial answer to continue.
 pub struct Ask {
     pub question: String,
     pub prefill: String,
+    pub continuing: Continuing,
     pub prompt_tokens: u64,
     /// The last turn is a tool result: answer in text.
     pub after_tool: bool,
@@ -50,18 +65,20 @@ pub fn ask(turns: &[(String, String)]) -> Ask {
     let after_tool = turns.last().is_some_and(|(r, _)| r == "tool");
     // Prefill: the last turn is the assistant's partial answer. Continuation by
     // instruction: an assistant turn followed by a user "continue" turn.
-    let prefill = match turns {
-        [.., (r, t)] if r == "assistant" => t.clone(),
-        [.., (r1, t), (r2, u)] if r1 == "assistant" && r2 == "user" && u.to_ascii_lowercase().starts_with("continue") => t.clone(),
-        _ => String::new(),
+    let (prefill, continuing) = match turns {
+        [.., (r, t)] if r == "assistant" => (t.clone(), Continuing::Prefill),
+        [.., (r1, t), (r2, u)] if r1 == "assistant" && r2 == "user" && u.to_ascii_lowercase().starts_with("continue") => (t.clone(), Continuing::Instruction),
+        _ => (String::new(), Continuing::No),
     };
-    Ask { question, prefill, prompt_tokens, after_tool }
+    Ask { question, prefill, continuing, prompt_tokens, after_tool }
 }
 
-/// The tokens still to send: the answer minus the prefix already given.
-pub fn remaining_tokens(ask: &Ask, n: usize) -> Vec<String> {
+/// The tokens to send. `carries_on`: this model continues the partial answer it was
+/// given (a prefill-capable model given a prefill, or the `cooperative` directive);
+/// otherwise it answers from the beginning, as real models do.
+pub fn remaining_tokens(ask: &Ask, n: usize, carries_on: bool) -> Vec<String> {
     let all = answer_tokens(&ask.question, n);
-    if ask.prefill.is_empty() {
+    if ask.prefill.is_empty() || !carries_on {
         return all;
     }
     let mut acc = String::new();
@@ -79,10 +96,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn continuation_gives_the_rest() {
+    fn only_a_model_that_carries_on_gives_the_rest() {
         let full = answer_tokens("q", 6);
         let partial: String = full[..2].concat();
-        let a = ask(&[("user".into(), "q".into()), ("assistant".into(), partial)]);
-        assert_eq!(remaining_tokens(&a, 6), full[2..].to_vec());
+        let a = ask(&[("user".into(), "q".into()), ("assistant".into(), partial.clone())]);
+        assert_eq!(a.continuing, Continuing::Prefill);
+        assert_eq!(remaining_tokens(&a, 6, true), full[2..].to_vec());
+        assert_eq!(remaining_tokens(&a, 6, false), full, "starts over");
+        let i = ask(&[("user".into(), "q".into()), ("assistant".into(), partial), ("user".into(), "Continue your previous answer".into())]);
+        assert_eq!(i.continuing, Continuing::Instruction);
+        assert_eq!(remaining_tokens(&i, 6, false), full);
     }
 }

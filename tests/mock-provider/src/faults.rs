@@ -47,6 +47,13 @@ pub struct Faults {
     pub task_polls: Option<u64>,
     /// Video tasks: end in FAILED.
     pub task_fail: bool,
+    /// The model accepts an assistant prefill and carries on from it.
+    pub prefill: bool,
+    /// The old, too-kind behaviour: any continuation (prefill or instruction) gets
+    /// exactly the rest of the answer.
+    pub cooperative: bool,
+    /// The server needs no API key (vLLM or Ollama without one).
+    pub no_auth: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -97,6 +104,9 @@ impl Faults {
                 "replay" => self.replay = Some(v.to_string()),
                 "task_polls" => self.task_polls = Some(num(k, v)?),
                 "task_fail" => self.task_fail = true,
+                "prefill" => self.prefill = true,
+                "cooperative" => self.cooperative = true,
+                "no_auth" => self.no_auth = true,
                 other => return Err(format!("unknown fault directive {other:?}")),
             }
         }

@@ -54,7 +54,7 @@ pub fn error(kind: ErrorKind, extra: Vec<(&'static str, String)>) -> Response {
             (403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.")
         }
         ErrorKind::InvalidKey => (400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key."),
-        ErrorKind::BadRequest | ErrorKind::ContentPolicy => (400, "INVALID_ARGUMENT", "Invalid JSON payload received."),
+        ErrorKind::BadRequest | ErrorKind::ContentPolicy | ErrorKind::PrefillRejected => (400, "INVALID_ARGUMENT", "Invalid JSON payload received."),
         ErrorKind::Status(429) => (429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please check your plan and billing details."),
         ErrorKind::Status(404) => (404, "NOT_FOUND", "models/unknown is not found for API version v1beta, or is not supported for generateContent."),
         ErrorKind::Status(503) => (503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
@@ -111,7 +111,7 @@ fn frame(v: &Value) -> Bytes {
     Bytes::from(b)
 }
 
-pub fn stream(r: &Reply, faults: Faults) -> Response {
+pub fn stream(r: &Reply, faults: Faults, end: script::End) -> Response {
     let mut tokens = Vec::new();
     let finish = match &r.tool {
         Some(name) => frame(&response(r, json!([call_part(name)]), Some("STOP"), r.completion_tokens())),
@@ -126,5 +126,5 @@ pub fn stream(r: &Reply, faults: Faults) -> Response {
     let error_event = frame(&json!({"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}));
     // Gemini's finishing chunk is its terminator: `no_done` withholds it.
     let s = Script { head: Vec::new(), tokens, finish: vec![finish], terminator: Vec::new(), error_event };
-    sse_response(&[], script::body(s, faults))
+    sse_response(&[], script::body(s, faults, end))
 }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::attempts::{unix_secs, Attempt};
 use crate::conn::ResetHandle;
-use crate::content::{ask, remaining_tokens};
+use crate::content::{ask, remaining_tokens, Continuing};
 use crate::faults::{split_model, Faults};
 use crate::wire::{ErrorKind, Reply, Wire};
 use crate::{anthropic, gemini, openai};
@@ -69,8 +69,9 @@ fn system_text(wire: Wire, body: &Value) -> String {
     parts.join("\n")
 }
 
-/// Applies the pre-answer faults. `Ok(faults)` means: go on and answer.
-async fn preflight(st: &crate::State, req: &Request, headers: &HeaderMap, reset: &ResetHandle, query_key: Option<&str>) -> Result<Faults, Response> {
+/// Applies the pre-answer faults. `Ok((faults, seq))` means: go on and answer (`seq`
+/// is the request's entry in the attempt log).
+async fn preflight(st: &crate::State, req: &Request, headers: &HeaderMap, reset: &ResetHandle, query_key: Option<&str>) -> Result<(Faults, u64), Response> {
     let f = match Faults::for_request(&st.faults, &req.model_full, header(headers, "x-mock-fault"), Faults { tokens: Some(st.tokens), ..Default::default() }) {
         Ok(f) => f,
         Err(e) => {
@@ -79,7 +80,7 @@ async fn preflight(st: &crate::State, req: &Request, headers: &HeaderMap, reset:
             return Err(r);
         }
     };
-    let (since_first, prior) = st.log.record(Attempt {
+    let (since_first, prior, seq) = st.log.record(Attempt {
         seq: 0,
         at_ms: 0.0,
         wire: req.wire.as_str(),
@@ -89,6 +90,7 @@ async fn preflight(st: &crate::State, req: &Request, headers: &HeaderMap, reset:
         last_message: req.turns.last().map(|(_, t)| t.clone()).unwrap_or_default(),
         message_count: req.turns.len(),
         system: system_text(req.wire, &req.body),
+        ended: None,
     });
     if f.reset {
         reset.reset();
@@ -96,12 +98,18 @@ async fn preflight(st: &crate::State, req: &Request, headers: &HeaderMap, reset:
     }
     f.delay().await;
     match credential(req.wire, headers, query_key).as_deref() {
+        None | Some("") if f.no_auth => {}
         None | Some("") => return Err(error(req.wire, ErrorKind::MissingKey, vec![])),
         Some("invalid") => return Err(error(req.wire, ErrorKind::InvalidKey, vec![])),
         _ => {}
     }
     if req.wire == Wire::Anthropic && header(headers, "anthropic-version").is_none() {
         return Err(error(req.wire, ErrorKind::BadRequest, vec![]));
+    }
+    // Claude 4.6 and later refuse a final assistant turn; a model declared `prefill`
+    // (or the cooperative mock) takes it.
+    if req.wire == Wire::Anthropic && ask(&req.turns).continuing == Continuing::Prefill && !f.prefill && !f.cooperative {
+        return Err(error(req.wire, ErrorKind::PrefillRejected, vec![]));
     }
     if let Some(status) = f.failure(since_first, prior) {
         let mut extra = Vec::new();
@@ -124,7 +132,7 @@ async fn preflight(st: &crate::State, req: &Request, headers: &HeaderMap, reset:
         let ct = if path.ends_with(".sse") { "text/event-stream; charset=utf-8" } else { "application/json" };
         return Err(([("content-type", ct)], bytes).into_response());
     }
-    Ok(f)
+    Ok((f, seq))
 }
 
 /// An RFC 7231 date `secs` seconds from now.
@@ -142,7 +150,8 @@ fn reply(st: &crate::State, req: &Request, f: &Faults, include_usage: bool) -> R
     };
     let tool = if (f.tool_call || tools_offered) && !a.after_tool && req.body.get("tool_choice").and_then(Value::as_str) != Some("none") { first_tool_name(req) } else { None };
     let reasoning = if model.contains("reasoner") { vec!["Thinking".to_string(), " briefly.".to_string()] } else { Vec::new() };
-    let tokens = remaining_tokens(&a, n);
+    let carries_on = f.cooperative || (f.prefill && a.continuing == Continuing::Prefill);
+    let tokens = remaining_tokens(&a, n, carries_on);
     let id = format!("mock{:x}", rand::thread_rng().gen::<u64>());
     Reply { model: model.to_string(), id, created: unix_secs(), tokens, reasoning, tool, ask: a, include_usage }
 }
@@ -163,15 +172,16 @@ fn parse(wire: Wire, body: &Bytes) -> Result<Value, Response> {
 }
 
 /// Faults, then the answer: streamed or whole (after `ttft` for a whole one).
-async fn answer(st: &crate::State, req: Request, headers: &HeaderMap, reset: &ResetHandle, include_usage: bool) -> Response {
-    let f = match preflight(st, &req, headers, reset, None).await {
+async fn answer(st: &Arc<crate::State>, req: Request, headers: &HeaderMap, reset: &ResetHandle, include_usage: bool) -> Response {
+    let (f, seq) = match preflight(st, &req, headers, reset, None).await {
         Ok(f) => f,
         Err(r) => return r,
     };
     let r = reply(st, &req, &f, include_usage);
     let anthropic = req.wire == Wire::Anthropic;
     if req.stream {
-        return if anthropic { anthropic::stream(&r, f) } else { openai::stream(&r, f) };
+        let end = crate::script::End(Some((st.clone(), seq)));
+        return if anthropic { anthropic::stream(&r, f, end) } else { openai::stream(&r, f, end) };
     }
     if let Some(d) = f.ttft {
         tokio::time::sleep(d).await;
@@ -238,7 +248,7 @@ pub async fn gemini(State(st): AppState, ConnectInfo(reset): ConnectInfo<ResetHa
         Err(r) => return r,
     };
     let req = Request { wire: Wire::Gemini, model_full: model.to_string(), stream, turns: gemini::turns(&body), path: format!("/v1beta/models/{model_action}"), body };
-    let f = match preflight(&st, &req, &headers, &reset, q.key.as_deref()).await {
+    let (f, seq) = match preflight(&st, &req, &headers, &reset, q.key.as_deref()).await {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -247,7 +257,7 @@ pub async fn gemini(State(st): AppState, ConnectInfo(reset): ConnectInfo<ResetHa
         return gemini::blocked(&r);
     }
     if stream && q.alt.as_deref() == Some("sse") {
-        gemini::stream(&r, f)
+        gemini::stream(&r, f, crate::script::End(Some((st.clone(), seq))))
     } else {
         if let Some(d) = f.ttft {
             tokio::time::sleep(d).await;

@@ -59,7 +59,7 @@ pub fn error(kind: ErrorKind, headers: Vec<(&'static str, String)>) -> Response 
         ErrorKind::InvalidKey => {
             (401, "Incorrect API key provided: invalid. You can find your API key at https://platform.openai.com/account/api-keys.", "invalid_request_error", None, Some("invalid_api_key"))
         }
-        ErrorKind::BadRequest => (400, "We could not parse the JSON body of your request.", "invalid_request_error", None, None),
+        ErrorKind::BadRequest | ErrorKind::PrefillRejected => (400, "We could not parse the JSON body of your request.", "invalid_request_error", None, None),
         ErrorKind::Status(429) => (429, "Rate limit reached for requests. Please try again in 1s.", "requests", None, Some("rate_limit_exceeded")),
         ErrorKind::Status(s) if s >= 500 => (s, "The server had an error while processing your request. Sorry about that!", "server_error", None, None),
         ErrorKind::Status(s) => (s, "Mock error.", "invalid_request_error", None, None),
@@ -107,7 +107,7 @@ fn frame(v: &Value) -> Bytes {
     Bytes::from(format!("data: {}\n\n", serde_json::to_string(v).unwrap()))
 }
 
-pub fn stream(r: &Reply, faults: Faults) -> Response {
+pub fn stream(r: &Reply, faults: Faults, end: script::End) -> Response {
     // Mistral sends usage on the finish chunk unasked; DeepSeek too when asked; OpenAI in a
     // separate `choices: []` chunk when asked.
     let usage_on_finish = r.model.starts_with("mistral") || r.model.starts_with("magistral") || (r.include_usage && r.model.starts_with("deepseek"));
@@ -148,7 +148,7 @@ pub fn stream(r: &Reply, faults: Faults) -> Response {
     }
     let error_event = frame(&json!({"error": {"message": "The server had an error while processing your request. Sorry about that!", "type": "server_error", "param": null, "code": null}}));
     let s = Script { head, tokens, finish, terminator: vec![Bytes::from_static(b"data: [DONE]\n\n")], error_event };
-    sse_response(&rate_headers(9_999), script::body(s, faults))
+    sse_response(&rate_headers(9_999), script::body(s, faults, end))
 }
 
 pub fn embeddings(body: &Value) -> Response {

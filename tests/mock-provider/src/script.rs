@@ -9,6 +9,18 @@ use tokio::sync::mpsc;
 
 use crate::faults::Faults;
 
+/// Where a stream reports how it ended (the attempt log entry of its request).
+#[derive(Clone)]
+pub struct End(pub Option<(std::sync::Arc<crate::State>, u64)>);
+
+impl End {
+    fn mark(&self, how: &str) {
+        if let Some((st, seq)) = &self.0 {
+            st.log.end(*seq, how);
+        }
+    }
+}
+
 pub struct Script {
     pub head: Vec<Bytes>,
     pub tokens: Vec<Bytes>,
@@ -25,10 +37,17 @@ async fn send(tx: &mpsc::Sender<Frame>, b: Bytes) -> bool {
     tx.send(Ok(b)).await.is_ok()
 }
 
-async fn play(script: Script, f: Faults, tx: mpsc::Sender<Frame>) {
+async fn play(script: Script, f: Faults, tx: mpsc::Sender<Frame>, end: End) {
+    let how = play_frames(script, f, &tx).await;
+    end.mark(how);
+}
+
+/// Plays the frames; returns how the stream ended.
+async fn play_frames(script: Script, f: Faults, tx: &mpsc::Sender<Frame>) -> &'static str {
+    let tx = tx.clone();
     for b in script.head {
         if !send(&tx, b).await {
-            return;
+            return "client_gone";
         }
     }
     if let Some(d) = f.ttft {
@@ -44,18 +63,18 @@ async fn play(script: Script, f: Faults, tx: mpsc::Sender<Frame>) {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
             let _ = tx.send(Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "mock fault: cut"))).await;
-            return;
+            return "cut";
         }
         if f.stall_after == Some(i) {
             tx.closed().await; // hold the connection open until the client gives up
-            return;
+            return "stall";
         }
         if f.malformed_after == Some(i) && !send(&tx, Bytes::from_static(MALFORMED)).await {
-            return;
+            return "malformed";
         }
         if f.error_after == Some(i) {
             let _ = send(&tx, script.error_event).await;
-            return;
+            return "error_event";
         }
         if i > 0 {
             if let Some(g) = gap {
@@ -63,7 +82,7 @@ async fn play(script: Script, f: Faults, tx: mpsc::Sender<Frame>) {
             }
         }
         if !send(&tx, tok).await {
-            return;
+            return if f.malformed_after.is_some_and(|m| m <= i) { "malformed" } else { "client_gone" };
         }
     }
     if f.no_done {
@@ -73,17 +92,18 @@ async fn play(script: Script, f: Faults, tx: mpsc::Sender<Frame>) {
                 send(&tx, b).await;
             }
         }
-        return;
+        return "no_done";
     }
     for b in script.finish.into_iter().chain(script.terminator) {
         if !send(&tx, b).await {
-            return;
+            return "client_gone";
         }
     }
+    "completed"
 }
 
-pub fn body(script: Script, faults: Faults) -> Body {
+pub fn body(script: Script, faults: Faults, end: End) -> Body {
     let (tx, rx) = mpsc::channel::<Frame>(32);
-    tokio::spawn(play(script, faults, tx));
+    tokio::spawn(play(script, faults, tx, end));
     Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) }))
 }

@@ -32,6 +32,8 @@ pub enum ErrorKind {
     MissingKey,
     InvalidKey,
     BadRequest,
+    /// A final assistant turn the model does not accept (Anthropic, Claude 4.6+).
+    PrefillRejected,
 }
 
 /// Everything a renderer needs to write one answer.

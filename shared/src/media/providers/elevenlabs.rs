@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn the_documented_call_and_wav_wrapping() {
-        let docs: Value = serde_json::from_slice(&std::fs::read(format!("{}/../../shared/fixtures/providers/elevenlabs/text_to_speech_request.json", env!("CARGO_MANIFEST_DIR"))).unwrap()).unwrap();
+        let docs: Value = serde_json::from_slice(&std::fs::read(format!("{}/../tests/fixtures/providers/elevenlabs/text_to_speech_request.json", env!("CARGO_MANIFEST_DIR"))).unwrap()).unwrap();
         let r = SpeechRequest { model: "voice".into(), input: docs["text"].as_str().unwrap().into(), voice: "ignored".into(), response_format: None, speed: None, instructions: None, run_async: None };
         let t = MediaTarget { base_url: "https://api.elevenlabs.io", api_key: "xi", model: "eleven_multilingual_v2", voice: Some("JBFqnCBsd6RMkjVDRZzb") };
         let up = build(t, &MediaRequest::Speech(r.clone()));

@@ -43,7 +43,7 @@ mod tests {
 
     #[test]
     fn recorded_error_bodies_are_classified() {
-        let fixture = |p: &str| std::fs::read(format!("{}/../../shared/fixtures/providers/{p}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let fixture = |p: &str| std::fs::read(format!("{}/../tests/fixtures/providers/{p}", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let e = classify(MediaProviderKind::Stability, 401, None, &fixture("stability/v1_error_401.json"));
         assert_eq!((e.class, e.message.as_str(), e.provider_code.as_deref()), (ErrorClass::Auth, "stability: missing authorization header", Some("unauthorized")));
         assert_eq!(classify(MediaProviderKind::Stability, 404, None, &fixture("stability/v1_error_404.json")).class, ErrorClass::NotFound);

@@ -1,7 +1,7 @@
 //! Media providers: a closed set, each three pure steps like the chat adapters — build the
 //! upstream call for a [`MediaRequest`], parse the answer into result bytes (or, for an
 //! asynchronous provider, a task to poll), classify failures for failover. Wire formats
-//! follow the providers' documentation and `../shared/fixtures/providers/`.
+//! follow the providers' documentation and `tests/fixtures/providers/`.
 
 mod elevenlabs;
 mod errors;

@@ -100,7 +100,7 @@ mod tests {
     use crate::media::request::{ImageRequest, SpeechRequest, TranscriptionRequest};
 
     fn fixture(p: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/../../shared/fixtures/providers/openai/{p}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read(format!("{}/../tests/fixtures/providers/openai/{p}", env!("CARGO_MANIFEST_DIR"))).unwrap()
     }
 
     const T: MediaTarget = MediaTarget { base_url: "https://api.openai.com/v1/", api_key: "sk-test", model: "dall-e-3", voice: None };

@@ -46,7 +46,7 @@ mod tests {
 
     #[test]
     fn the_documented_request_and_filtered_artifacts() {
-        let docs: Value = serde_json::from_slice(&std::fs::read(format!("{}/../../shared/fixtures/providers/stability/v1_text_to_image_request.json", env!("CARGO_MANIFEST_DIR"))).unwrap()).unwrap();
+        let docs: Value = serde_json::from_slice(&std::fs::read(format!("{}/../tests/fixtures/providers/stability/v1_text_to_image_request.json", env!("CARGO_MANIFEST_DIR"))).unwrap()).unwrap();
         let r = ImageRequest {
             model: "sd".into(),
             prompt: docs["text_prompts"][0]["text"].as_str().unwrap().into(),

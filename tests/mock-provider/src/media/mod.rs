@@ -34,7 +34,7 @@ pub enum Refusal {
 /// credentials and failure status. `Ok` means: answer.
 pub async fn preflight(st: &crate::State, wire: &'static str, path: &str, model_full: &str, prompt: &str, headers: &HeaderMap, key: Option<&str>) -> Result<Faults, Refusal> {
     let f = Faults::for_request(&st.faults, model_full, headers.get("x-mock-fault").and_then(|v| v.to_str().ok()), Faults::default()).map_err(Refusal::BadRequest)?;
-    let (since_first, prior) = st.log.record(Attempt {
+    let (since_first, prior, _) = st.log.record(Attempt {
         seq: 0,
         at_ms: 0.0,
         wire,
@@ -44,6 +44,7 @@ pub async fn preflight(st: &crate::State, wire: &'static str, path: &str, model_
         last_message: prompt.to_string(),
         message_count: 1,
         system: String::new(),
+        ended: None,
     });
     f.delay().await;
     match key {

@@ -1,17 +1,17 @@
-//! Step 3–4 of the request path: API key → principal (tenant, key, home region), and
-//! refusal of tenants homed in another region.
+//! Identity: who the request is from — the edge vouching for a principal it
+//! authenticated (`x-meridian-internal` + `x-meridian-tenant`/`-user`/`-roles`), or an
+//! API key — as a [`Principal`] in the request's extensions. Only API routes (those
+//! [`RouteClass::of_path`] knows) carry one; operator routes have their own checks.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use meridian_shared::api::GatewayError;
-use meridian_shared::auth::{bearer_token, hash_api_key, Principal};
+use meridian_shared::auth::{bearer_token, hash_api_key, Principal, RouteClass};
 
-use super::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::SharedState;
 
-/// Who the request is from: the edge vouching for a principal it authenticated
-/// (`x-meridian-internal` + `x-meridian-tenant`/`-user`/`-roles`), or an API key.
 fn identify(st: &SharedState, h: &axum::http::HeaderMap) -> Result<Principal, GatewayError> {
     let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
     if let Some(secret) = get("x-meridian-internal") {
@@ -30,20 +30,15 @@ fn identify(st: &SharedState, h: &axum::http::HeaderMap) -> Result<Principal, Ga
 }
 
 pub async fn layer(State(st): State<SharedState>, mut req: Request, next: Next) -> Response {
-    let principal = match identify(&st, req.headers()) {
-        Ok(p) => p,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    if principal.home_region != st.config.server.region {
-        let msg = format!(
-            "tenant {} is homed in region {}; this backend serves region {} and does not process its data",
-            principal.tenant,
-            principal.home_region.as_str(),
-            st.config.server.region.as_str()
-        );
-        return ApiError::from(GatewayError::Forbidden(msg)).into_response();
+    if RouteClass::of_path(req.uri().path()).is_none() {
+        return next.run(req).await;
     }
-    tracing::Span::current().record("tenant", principal.tenant.as_str());
-    req.extensions_mut().insert(principal);
-    next.run(req).await
+    match identify(&st, req.headers()) {
+        Ok(p) => {
+            tracing::Span::current().record("tenant", p.tenant.as_str());
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }

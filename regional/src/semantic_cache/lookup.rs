@@ -1,5 +1,5 @@
-//! Step 6b of the regional path: the semantic response cache (policy in
-//! `meridian_shared::cache::semantic`, store in `meridian_regional::semantic_cache`).
+//! The semantic cache on the regional chat path (policy in
+//! `meridian_shared::cache::semantic`, store in [`super::store`]).
 //!
 //! A cacheable chat request's last user turn is embedded with the tenant's model and
 //! matched against the tenant's cached questions in the same scope (model, system prompt,
@@ -20,10 +20,10 @@ use meridian_shared::cache::semantic::{applies, effective_threshold, scope, tena
 use meridian_shared::cache::{self, CachedAnswer, Mode};
 use meridian_shared::usage::UsageEvent;
 
-use meridian_regional::embed::Role;
-use meridian_regional::semantic_cache::{Lookup as Found, SemanticCache};
+use crate::embed::Role;
+use super::store::{Lookup as Found, SemanticCache};
 
-use super::headers::Trace;
+use crate::gateway::headers::Trace;
 use crate::state::SharedState;
 use crate::usage;
 
@@ -153,7 +153,7 @@ fn serve_hit(st: &SharedState, p: &Principal, chat: &ChatRequest, answer: &Cache
 
 /// Every `purge_interval_secs`, removes each of `tenants`' expired entries and its least
 /// recently used ones beyond `max_entries_per_tenant`.
-pub fn start_purge(db: meridian_regional::db::Db, tenants: Vec<String>, cfg: meridian_shared::config::SemanticCacheSettings) {
+pub fn start_purge(db: crate::db::Db, tenants: Vec<String>, cfg: meridian_shared::config::SemanticCacheSettings) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(cfg.purge_interval_secs));
         loop {
