@@ -11,7 +11,7 @@ use futures::{SinkExt, StreamExt};
 use meridian_shared::api::{ChatRequest, ChatResponse, GatewayError};
 use meridian_shared::auth::Region;
 use meridian_shared::cache::CachedAnswer;
-use meridian_shared::drive::{Answered, AttemptEvent, ChatCall, Complete, Context, Finished, Outbound, Read, Step, Stream, StreamStep};
+use meridian_shared::drive::{Answered, AttemptEvent, ChatCall, Complete, Context, Finished, Outbound, Read, Start, Step, Stream, StreamStep};
 use meridian_shared::failover::UpstreamError;
 use meridian_shared::relay::StreamRelay;
 use meridian_shared::routing::ModelRoute;
@@ -46,7 +46,7 @@ pub fn log_attempts(events: &[AttemptEvent]) {
 /// A non-streamed chat: the answer (with deployment and cost) and the attempt log, or
 /// the error to return.
 pub async fn complete(s: &Settings, req: &ChatRequest, model: &ModelRoute, region: Option<Region>, trace: &mut Trace) -> (Result<Answered<ChatResponse>, UpstreamError>, Vec<AttemptEvent>) {
-    let mut d = Complete::new(Context::new(&s.config, &s.router, &s.prices, model), ChatCall(req), model, region, now_ms(), random_u64());
+    let mut d = Complete::new(Context::new(&s.config, &s.router, &s.prices, model), ChatCall(req), model, region, Start { now_ms: now_ms(), seed: random_u64() });
     let mut log = Vec::new();
     loop {
         match d.next(now_ms()) {
@@ -174,7 +174,7 @@ where
     SFut: std::future::Future<Output = ()>,
 {
     let StreamedChat { req, model, region, cache } = chat;
-    let mut d = Stream::new(Context::new(&s.config, &s.router, &s.prices, &model), req, &model, region, format!("chatcmpl-{}", random_id()), cache, now_ms(), random_u64());
+    let mut d = Stream::new(Context::new(&s.config, &s.router, &s.prices, &model), req, &model, region, format!("chatcmpl-{}", random_id()), cache, Start { now_ms: now_ms(), seed: random_u64() });
     let mut log = Vec::new();
     loop {
         match d.next(now_ms()) {

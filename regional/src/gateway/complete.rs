@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use meridian_shared::api::GatewayError;
 use meridian_shared::auth::Region;
-use meridian_shared::drive::{Answered, Call, Complete, Context, Outbound, Step};
+use meridian_shared::drive::{Answered, Call, Complete, Context, Outbound, Start, Step};
 use meridian_shared::routing::ModelRoute;
 use tracing::Instrument;
 
@@ -22,7 +22,7 @@ pub async fn run<C: Call + Sync>(st: &AppState, call: C, model: &ModelRoute, reg
 where
     C::Output: Send,
 {
-    let mut d = Complete::new(Context::new(&st.config, &st.router, &st.prices, model), call, model, region, unix_ms(), rand::random());
+    let mut d = Complete::new(Context::new(&st.config, &st.router, &st.prices, model), call, model, region, Start { now_ms: unix_ms(), seed: rand::random() });
     let client = st.client(&model.route);
     loop {
         match d.next(unix_ms()) {

@@ -17,9 +17,15 @@ pub struct Trace {
     pub feature: Option<String>,
 }
 
+impl Default for Trace {
+    fn default() -> Self {
+        Trace { started: Instant::now(), upstream_ms: 0.0, attempts: 0, deployment: None, provider: None, feature: None }
+    }
+}
+
 impl Trace {
     pub fn new() -> Self {
-        Trace { started: Instant::now(), upstream_ms: 0.0, attempts: 0, deployment: None, provider: None, feature: None }
+        Self::default()
     }
 
     pub fn with_feature(mut self, h: &axum::http::HeaderMap) -> Self {

@@ -12,7 +12,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use meridian_shared::api::{ChatRequest, GatewayError};
 use meridian_shared::auth::{Principal, Region};
-use meridian_shared::drive::{Context, Outbound, Read, Stream, StreamStep};
+use meridian_shared::drive::{Context, Outbound, Read, Start, Stream, StreamStep};
 use meridian_shared::relay::StreamRelay;
 use meridian_shared::routing::ModelRoute;
 use meridian_shared::usage::UsageEvent;
@@ -106,7 +106,7 @@ async fn pump(st: SharedState, chat: StreamedChat, mut trace: Trace, mut client:
     let StreamedChat { req, model, principal, region, pending } = chat;
     let ctx = Context::new(&st.config, &st.router, &st.prices, &model);
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
-    let mut d = Stream::new(ctx, req, &model, region, id, pending.is_some(), unix_ms(), rand::random());
+    let mut d = Stream::new(ctx, req, &model, region, id, pending.is_some(), Start { now_ms: unix_ms(), seed: rand::random() });
     let http = st.client(&model.route);
     let usage_event = |f: &meridian_shared::drive::Finished, trace: &Trace| {
         let dep = &st.router.deployments[f.deployment];

@@ -103,10 +103,9 @@ pub struct Complete<'a, C: Call> {
 }
 
 impl<'a, C: Call> Complete<'a, C> {
-    /// `now_ms`: Unix milliseconds (the host's clock); `seed`: randomness for balancing
-    /// and jitter.
-    pub fn new(ctx: Context<'a>, call: C, model: &ModelRoute, region: Option<Region>, now_ms: u64, seed: u64) -> Self {
-        let mut rng = super::Rng::new(seed);
+    pub fn new(ctx: Context<'a>, call: C, model: &ModelRoute, region: Option<Region>, start: super::Start) -> Self {
+        let now_ms = start.now_ms;
+        let mut rng = super::Rng::new(start.seed);
         let plan = ctx.router.plan(model, region, now_ms, rng.unit(), rng.unit());
         let attempts = Attempts::new(ctx.router, plan, ctx.route.policy(), now_ms, rng.next_u64());
         Complete { deadline_ms: now_ms + ctx.route.timeouts.total_ms, ctx, call, attempts, answer: None, limited_by_total: false, within_ms: 0 }

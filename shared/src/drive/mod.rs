@@ -37,6 +37,14 @@ pub use stream::{Finished, Read, Stream, StreamStep};
 
 use crate::breaker::Board;
 
+/// When a driver starts (the host's Unix milliseconds) and the seed of the randomness it
+/// draws from — inputs, so the core stays deterministic.
+#[derive(Debug, Clone, Copy)]
+pub struct Start {
+    pub now_ms: u64,
+    pub seed: u64,
+}
+
 /// The deployments a driver chooses among: their health, and their names for the log.
 pub trait Fleet: Sync {
     fn board(&self) -> &Board;

@@ -72,9 +72,10 @@ pub struct Stream<'a> {
 
 impl<'a> Stream<'a> {
     /// `id` is the one id the client sees across attempts; `keep` keeps a transcript for
-    /// the response caches; `now_ms` is Unix milliseconds.
-    pub fn new(ctx: Context<'a>, req: ChatRequest, model: &ModelRoute, region: Option<Region>, id: String, keep: bool, now_ms: u64, seed: u64) -> Self {
-        let mut rng = super::Rng::new(seed);
+    /// the response caches.
+    pub fn new(ctx: Context<'a>, req: ChatRequest, model: &ModelRoute, region: Option<Region>, id: String, keep: bool, start: super::Start) -> Self {
+        let now_ms = start.now_ms;
+        let mut rng = super::Rng::new(start.seed);
         let mut plan = ctx.router.plan(model, region, now_ms, rng.unit(), rng.unit());
         let mode = ctx.route.retry.continue_broken_streams;
         plan.continuable = plan.deployments.iter().chain(&plan.context_fallbacks).copied().filter(|&d| match mode {

@@ -78,7 +78,7 @@ fn drive(model: &str, routes: &str, mut script: Vec<Upstream>) -> (Run, Router) 
     let prices = PriceTable::default();
     let run = {
         let m = &r.models[model];
-        let mut s = Stream::new(Context::new(&c, &r, &prices, m), req(), m, None, "id".into(), false, 1_000, 7);
+        let mut s = Stream::new(Context::new(&c, &r, &prices, m), req(), m, None, "id".into(), false, Start { now_ms: 1_000, seed: 7 });
         script.reverse();
         let mut now = 1_000;
         let mut out = Vec::new();
@@ -243,7 +243,7 @@ fn drive_with(yaml: String, model: &str, script: Vec<Upstream>) -> Run {
     let r = Router::from_config(&c, |_| Some("k".into())).unwrap();
     let prices = PriceTable::default();
     let m = &r.models[model];
-    let mut s = Stream::new(Context::new(&c, &r, &prices, m), req(), m, None, "id".into(), false, 0, 1);
+    let mut s = Stream::new(Context::new(&c, &r, &prices, m), req(), m, None, "id".into(), false, Start { now_ms: 0, seed: 1 });
     let mut script = script;
     script.reverse();
     let mut out = Vec::new();
@@ -311,11 +311,11 @@ fn an_open_breaker_is_skipped_and_logged_and_a_stream_heals_it_at_its_first_toke
     let prices = PriceTable::default();
     let m = &r.models["plain"];
     r.health.failure(0, ErrorClass::Transient, 0);
-    let mut s = Stream::new(Context::new(&c, &r, &prices, m), req(), m, None, "id".into(), false, 10, 3);
+    let mut s = Stream::new(Context::new(&c, &r, &prices, m), req(), m, None, "id".into(), false, Start { now_ms: 10, seed: 3 });
     let StreamStep::Send(o) = s.next(10) else { panic!() };
     assert_eq!(o.turn.deployment, 1, "the open breaker's deployment went last");
     // After the cooldown the primary is probed; its first token closes the breaker.
-    let mut s = Stream::new(Context::new(&c, &r, &prices, m), req(), m, None, "id".into(), false, 1_500, 3);
+    let mut s = Stream::new(Context::new(&c, &r, &prices, m), req(), m, None, "id".into(), false, Start { now_ms: 1_500, seed: 3 });
     let StreamStep::Send(o) = s.next(1_500) else { panic!() };
     assert_eq!(o.turn.deployment, 0);
     assert_eq!(r.health.state(0).as_str(), "half_open");
@@ -332,7 +332,7 @@ fn complete_fails_over_bills_the_answering_deployment_and_logs_every_attempt() {
     let prices = PriceTable::default();
     let m = &r.models["plain"];
     let chat = ChatRequest { stream: None, ..req() };
-    let mut d = Complete::new(Context::new(&c, &r, &prices, m), ChatCall(&chat), m, None, 0, 9);
+    let mut d = Complete::new(Context::new(&c, &r, &prices, m), ChatCall(&chat), m, None, Start { now_ms: 0, seed: 9 });
     let mut now = 0;
     let answer = loop {
         match d.next(now) {
@@ -360,7 +360,7 @@ fn complete_timeouts_name_their_phase() {
     let prices = PriceTable::default();
     let m = &r.models["plain"];
     let chat = ChatRequest { stream: None, ..req() };
-    let mut d = Complete::new(Context::new(&c, &r, &prices, m), ChatCall(&chat), m, None, 0, 9);
+    let mut d = Complete::new(Context::new(&c, &r, &prices, m), ChatCall(&chat), m, None, Start { now_ms: 0, seed: 9 });
     let Step::Send(o) = d.next(0) else { panic!() };
     assert_eq!(o.within_ms, 500, "response_ms bounds a non-streamed answer");
     d.on_timeout(false, 500);
@@ -369,4 +369,29 @@ fn complete_timeouts_name_their_phase() {
     d.on_timeout(true, 800);
     let Step::GiveUp(e) = d.next(800) else { panic!() };
     assert_eq!(e.class, ErrorClass::Timeout(crate::failover::TimeoutKind::Total));
+}
+
+/// Weighted routing, deterministic: 10,000 requests with fixed seeds over two equal
+/// weights whose latencies are known (2 ms vs 40 ms). Power of two choices makes the fast
+/// one the head unless both draws pick the slow one: 3/4. A coin flip or round robin (1/2)
+/// and "always the fastest" (1) are far outside the bound.
+#[test]
+fn weighted_routing_is_power_of_two_choices_on_latency() {
+    let yaml = "providers:\n  - { name: oa, kind: openai, base_url: \"http://oa/v1\", api_key_env: K }\ndeployments:\n  - { name: fast, provider: oa, model: a }\n  - { name: slow, provider: oa, model: b }\nmodels:\n  - { name: m, deployments: [fast, slow], strategy: weighted }\n";
+    let c = Config::from_yaml(yaml).unwrap();
+    let r = Router::from_config(&c, |_| Some("k".into())).unwrap();
+    r.health.success(0, 2.0);
+    r.health.success(1, 40.0);
+    let prices = PriceTable::default();
+    let m = &r.models["m"];
+    let chat = ChatRequest { stream: None, ..req() };
+    let n = 10_000;
+    let fast = (0..n)
+        .filter(|&seed| {
+            let mut d = Complete::new(Context::new(&c, &r, &prices, m), ChatCall(&chat), m, None, Start { now_ms: 0, seed });
+            matches!(d.next(0), Step::Send(o) if o.turn.deployment == 0)
+        })
+        .count();
+    let share = fast as f64 / n as f64;
+    assert!((0.73..0.77).contains(&share), "fast deployment first in {share:.3} of requests");
 }

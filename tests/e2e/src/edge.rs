@@ -187,6 +187,8 @@ providers:
   - {{ name: anthropic, kind: anthropic, base_url: "{m}", api_key_env: MERIDIAN_TEST_PROVIDER_KEY, region: us }}
   - {{ name: gemini, kind: gemini, base_url: "{m}/v1beta", api_key_env: MERIDIAN_TEST_PROVIDER_KEY, region: eu }}
   - {{ name: dead, kind: openai, base_url: "http://127.0.0.1:9/v1", api_key_env: MERIDIAN_TEST_PROVIDER_KEY }}
+  - {{ name: vllm, kind: vllm, base_url: "{m}/v1", api_key_env: MERIDIAN_TEST_UNSET_KEY }}
+  - {{ name: vllm-nokey, kind: vllm, base_url: "{m}/v1" }}
 roles:
   admin: {{ models: ["*"], routes: ["*"] }}
   chat-small: {{ models: [small], routes: [chat, models] }}
@@ -213,7 +215,7 @@ tenants:
                 limited = setup.limited,
             );
             if !has("routes:") {
-                c.push_str("routes:\n  default:\n    timeouts: { connect_ms: 500, first_byte_ms: 2000, first_token_ms: 2000, idle_ms: 1000, total_ms: 10000 }\n    retry: { backoff_base_ms: 20, backoff_max_ms: 200 }\n");
+                c.push_str("routes:\n  default:\n    timeouts: { connect_ms: 500, first_byte_ms: 2000, first_token_ms: 2000, idle_ms: 1000, response_ms: 2000, total_ms: 10000 }\n    retry: { backoff_base_ms: 20, backoff_max_ms: 200 }\n");
             }
             c.push_str(&body);
             c

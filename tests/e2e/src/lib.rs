@@ -10,6 +10,7 @@
 mod data;
 mod documents;
 mod edge;
+mod host;
 mod idp;
 mod proc;
 mod services;
@@ -20,6 +21,7 @@ mod webhook;
 pub use data::{tenant_database, DataServices};
 pub use documents::{pdf, serve_pages};
 pub use edge::{start_workerd, EdgeSetup, EdgeStack, INTERNAL_SECRET};
+pub use host::{Gateway, Host};
 pub use idp::Idp;
 pub use proc::{bin, start_mock, start_mock_with, Proc};
 pub use services::{models_dir, Postgres, Redis, S3};

@@ -76,6 +76,8 @@ providers:
   - {{ name: deepseek, kind: deepseek, base_url: "{m}", api_key_env: MERIDIAN_TEST_PROVIDER_KEY }}
   - {{ name: mistral, kind: mistral, base_url: "{m}/v1", api_key_env: MERIDIAN_TEST_PROVIDER_KEY }}
   - {{ name: dead, kind: openai, base_url: "{DEAD_URL}/v1", api_key_env: MERIDIAN_TEST_PROVIDER_KEY }}
+  - {{ name: vllm, kind: vllm, base_url: "{m}/v1", api_key_env: MERIDIAN_TEST_UNSET_KEY }}
+  - {{ name: vllm-nokey, kind: vllm, base_url: "{m}/v1" }}
   - {{ name: badkey, kind: openai, base_url: "{m}/v1", api_key_env: MERIDIAN_TEST_BAD_KEY }}
 tenants:
   - {{ id: tenant-eu, region: eu{tenant_eu_extra}, api_keys: [{{ name: k1, sha256: "{digest}" }}] }}
@@ -87,7 +89,7 @@ tenants:
             tenant_eu_extra = setup.tenant_eu_extra
         );
         if !has("routes:") {
-            cfg.push_str("routes:\n  default:\n    timeouts: { connect_ms: 500, first_byte_ms: 2000, first_token_ms: 2000, idle_ms: 1000, total_ms: 10000 }\n    retry: { backoff_base_ms: 20, backoff_max_ms: 200 }\n");
+            cfg.push_str("routes:\n  default:\n    timeouts: { connect_ms: 500, first_byte_ms: 2000, first_token_ms: 2000, idle_ms: 1000, response_ms: 2000, total_ms: 10000 }\n    retry: { backoff_base_ms: 20, backoff_max_ms: 200 }\n");
         }
         cfg.push_str(&body);
         let dir = std::env::temp_dir().join("meridian-e2e");

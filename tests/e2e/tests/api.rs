@@ -251,19 +251,3 @@ async fn request_ids_are_returned_and_logs_carry_no_secrets() {
     assert!(!logs.contains(&s.key), "client key in logs");
     assert!(!logs.contains("mock-key"), "provider key in logs");
 }
-
-#[tokio::test]
-async fn client_disconnect_cancels_the_upstream_stream() {
-    let s = Stack::start(Setup::models("deployments:\n  - { name: d, provider: openai, model: \"slowstream@tps=20,tokens=200\" }\nmodels:\n  - { name: m, deployments: [d] }\n")).await;
-    let mut r = s.chat(json!({"model": "m", "stream": true, "messages": user("hi")})).await;
-    let first = r.chunk().await.unwrap().unwrap();
-    assert!(String::from_utf8_lossy(&first).starts_with("data: "), "first chunk arrives before the provider finishes");
-    drop(r);
-    for _ in 0..100 {
-        if s.gw.logs().contains("client went away") {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("gateway did not notice the disconnect: {}", s.gw.logs());
-}

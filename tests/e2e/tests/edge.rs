@@ -248,28 +248,7 @@ async fn sse_streams_chunk_by_chunk_and_fails_over_before_the_first_token() {
     assert!(got.starts_with("data: "));
 }
 
-#[tokio::test]
-async fn broken_streams_continue_or_end_with_an_error_at_the_edge() {
-    let s = stack("brk@cut=4").await;
-    let sse = read_sse(s.chat(&s.key_eu, json!({"model": "m", "stream": true, "messages": user("cont")})).await).await;
-    assert!(sse.done && sse.error().is_none(), "{}", sse.raw);
-    assert_eq!(sse.text(), mock_answer_at(&s.mock.url, "cont").await, "continued on the fallback");
-    let models = "deployments:\n  - { name: only, provider: openai, model: \"only@cut=3\" }\nmodels:\n  - { name: only, deployments: [only] }\nroutes:\n  default:\n    retry: { max_attempts_per_deployment: 1 }\n";
-    let s = EdgeStack::start(EdgeSetup::models(models)).await;
-    let sse = read_sse(s.chat(&s.key_eu, json!({"model": "only", "stream": true, "messages": user("x")})).await).await;
-    assert!(!sse.done, "{}", sse.raw);
-    assert_eq!(sse.error().unwrap()["code"], "stream_interrupted");
-}
-
-#[tokio::test]
-async fn slow_first_token_fails_over_at_the_edge() {
-    let models = "routes:\n  default:\n    timeouts: { connect_ms: 500, first_byte_ms: 1000, first_token_ms: 300, idle_ms: 1000, total_ms: 10000 }\ndeployments:\n  - { name: slow, provider: openai, model: \"slow@ttft=3000\" }\n  - { name: ok, provider: gemini, model: gemini-ok }\nmodels:\n  - { name: m, deployments: [slow, ok] }\n";
-    let s = EdgeStack::start(EdgeSetup::models(models)).await;
-    let sse = read_sse(s.chat(&s.key_eu, json!({"model": "m", "stream": true, "messages": user("q")})).await).await;
-    assert!(sse.done && sse.error().is_none(), "{}", sse.raw);
-    assert_eq!(header(&sse.headers, "x-meridian-deployment"), "ok");
-    assert!(sse.events.iter().all(|e| e["model"] == "gemini-ok"));
-}
+// Failover, continuation and breaker scenarios run on the edge too: tests/failover.rs.
 
 #[tokio::test]
 async fn regional_work_goes_to_the_home_region_only() {

@@ -21,6 +21,8 @@ pub struct Attempt {
     /// The system instructions as the provider's wire carries them (OpenAI `system`
     /// messages, Anthropic `system`, Gemini `systemInstruction`), joined.
     pub system: String,
+    /// The request carried an API key in its wire's place.
+    pub credential: bool,
     /// How a streamed answer ended: `completed`, `client_gone` (the caller dropped the
     /// connection before the end), or the fault that ended it (`cut`, `stall`,
     /// `malformed`, `error_event`). Unset while streaming, and for whole answers.

@@ -80,6 +80,7 @@ async fn preflight(st: &crate::State, req: &Request, headers: &HeaderMap, reset:
             return Err(r);
         }
     };
+    let key = credential(req.wire, headers, query_key);
     let (since_first, prior, seq) = st.log.record(Attempt {
         seq: 0,
         at_ms: 0.0,
@@ -90,6 +91,7 @@ async fn preflight(st: &crate::State, req: &Request, headers: &HeaderMap, reset:
         last_message: req.turns.last().map(|(_, t)| t.clone()).unwrap_or_default(),
         message_count: req.turns.len(),
         system: system_text(req.wire, &req.body),
+        credential: key.as_deref().is_some_and(|k| !k.is_empty()),
         ended: None,
     });
     if f.reset {
@@ -97,7 +99,7 @@ async fn preflight(st: &crate::State, req: &Request, headers: &HeaderMap, reset:
         return Err(().into_response());
     }
     f.delay().await;
-    match credential(req.wire, headers, query_key).as_deref() {
+    match key.as_deref() {
         None | Some("") if f.no_auth => {}
         None | Some("") => return Err(error(req.wire, ErrorKind::MissingKey, vec![])),
         Some("invalid") => return Err(error(req.wire, ErrorKind::InvalidKey, vec![])),

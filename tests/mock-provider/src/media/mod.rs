@@ -44,6 +44,7 @@ pub async fn preflight(st: &crate::State, wire: &'static str, path: &str, model_
         last_message: prompt.to_string(),
         message_count: 1,
         system: String::new(),
+        credential: key.is_some_and(|k| !k.is_empty()),
         ended: None,
     });
     f.delay().await;
