@@ -30,7 +30,7 @@ use worker::{Context, Env, Headers, Method, Request, Response};
 
 use crate::clock::{now_ms, random_id};
 use crate::respond::{self, Trace};
-use crate::semantic::Outcome;
+use crate::semantic::HitOrMiss;
 use crate::settings::{self, Settings};
 use crate::drive::{StreamedChat, Streamed};
 use crate::usage::UsageEvent;
@@ -159,13 +159,13 @@ async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: 
 
     // 6b: semantic cache.
     let (pending, lookup) = match semantic::lookup(&env, &s, &principal, &chat, cache_mode, semantic_threshold, &mut trace).await {
-        Outcome::Hit { answer, similarity, age_s } => {
+        HitOrMiss::Hit { answer, similarity, age_s } => {
             trace.cache = "semantic";
             trace.cache_similarity = Some(similarity);
             trace.cache_age_s = Some(age_s);
             return serve_hit(&env, &ctx, &s, &principal, &chat, answer, reservation, Some(Lookup::hit(similarity)), &trace).await;
         }
-        Outcome::Miss { pending, lookup } => (pending, lookup),
+        HitOrMiss::Miss { pending, lookup } => (pending, lookup),
     };
     let ttl = cfg.ttl_secs;
     let max_entry = cfg.max_entry_bytes;

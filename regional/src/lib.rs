@@ -19,6 +19,7 @@ pub mod http;
 pub mod internal;
 pub mod jobs;
 pub mod knowledge;
+pub mod limiter;
 pub mod media;
 pub mod media_plane;
 pub mod objects;

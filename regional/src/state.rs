@@ -9,7 +9,7 @@ use meridian_shared::auth::{ApiKeyDigest, Principal};
 use meridian_shared::config::{Config, RouteConfig};
 use meridian_shared::pricing::PriceTable;
 
-use crate::gateway::ratelimit::{InMemoryLimiter, RateLimiter};
+use crate::limiter::{InMemoryLimiter, RateLimiter};
 use meridian_shared::routing::Router;
 
 pub struct AppState {

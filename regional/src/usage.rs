@@ -16,7 +16,6 @@ use tokio::sync::mpsc;
 use meridian_shared::routing::Deployment;
 
 use crate::gateway::headers::Trace;
-use crate::state::AppState;
 
 /// Events kept per tenant in memory for the admin report (Postgres keeps them all).
 const KEEP_PER_TENANT: usize = 10_000;
@@ -42,9 +41,10 @@ impl UsageStore {
     }
 }
 
-/// The event for a request answered in one body, with the cost the driver computed.
-pub fn answered(st: &AppState, p: &Principal, trace: &Trace, d: &Deployment, model: &str, u: Usage, cost_usd: Option<f64>) -> UsageEvent {
-    let mut e = UsageEvent::for_principal(p, st.region(), trace.feature.clone());
+/// The event for a request answered `via` this region in one body, with the cost the
+/// driver computed.
+pub fn answered(via: &str, p: &Principal, trace: &Trace, d: &Deployment, model: &str, u: Usage, cost_usd: Option<f64>) -> UsageEvent {
+    let mut e = UsageEvent::for_principal(p, via, trace.feature.clone());
     e.answered_by(&d.name, &d.provider_name, model).tokens(&u);
     e.cost_usd = cost_usd;
     e.latency_ms = trace.started.elapsed().as_secs_f64() * 1000.0;

@@ -26,14 +26,14 @@ use wire::{Found, Limits, LookupRequest, StoreRequest};
 pub const BINDING: &str = "SEMANTIC_CACHE";
 
 /// What a miss needs to store the answer later.
-pub struct Pending {
+pub struct StoreLater {
     pub tenant: String,
     pub scope: String,
     pub question: String,
     pub embedding: Vec<f32>,
 }
 
-pub enum Outcome {
+pub enum HitOrMiss {
     Hit {
         answer: CachedAnswer,
         similarity: f32,
@@ -42,14 +42,14 @@ pub enum Outcome {
     /// Go to the providers; store the answer when `pending` is `Some`. `lookup` is what
     /// the cache found, for the usage event's telemetry.
     Miss {
-        pending: Option<Pending>,
+        pending: Option<StoreLater>,
         lookup: Option<Lookup>,
     },
 }
 
-impl Outcome {
-    fn skip() -> Outcome {
-        Outcome::Miss { pending: None, lookup: None }
+impl HitOrMiss {
+    fn skip() -> HitOrMiss {
+        HitOrMiss::Miss { pending: None, lookup: None }
     }
 }
 
@@ -106,12 +106,12 @@ fn scoped(s: &Settings, tenant: &str, chat: &ChatRequest) -> Option<(String, Str
 
 /// Looks the request up; every failure of the cache itself is a miss, never an error.
 /// The time spent embedding and in the object goes to `trace` (`Server-Timing`).
-pub async fn lookup(env: &Env, s: &Settings, p: &Principal, chat: &ChatRequest, mode: Mode, requested: Option<f32>, trace: &mut Trace) -> Outcome {
+pub async fn lookup(env: &Env, s: &Settings, p: &Principal, chat: &ChatRequest, mode: Mode, requested: Option<f32>, trace: &mut Trace) -> HitOrMiss {
     let cfg = s.config.semantic_cache;
     if !applies(&cfg, mode, chat) {
-        return Outcome::skip();
+        return HitOrMiss::skip();
     }
-    let Some((scope_key, question, tenant_threshold)) = scoped(s, &p.tenant, chat) else { return Outcome::skip() };
+    let Some((scope_key, question, tenant_threshold)) = scoped(s, &p.tenant, chat) else { return HitOrMiss::skip() };
     let started = now_ms();
     let embedded = embed(s, p, std::slice::from_ref(&question)).await;
     let embed_ms = now_ms() - started;
@@ -120,12 +120,12 @@ pub async fn lookup(env: &Env, s: &Settings, p: &Principal, chat: &ChatRequest, 
         Ok(mut v) => v.remove(0),
         Err(e) => {
             worker::console_error!("semantic cache: embedding failed, treated as a miss: {e}");
-            return Outcome::skip();
+            return HitOrMiss::skip();
         }
     };
-    let pending = Pending { tenant: p.tenant.clone(), scope: scope_key, question, embedding };
+    let pending = StoreLater { tenant: p.tenant.clone(), scope: scope_key, question, embedding };
     if mode == Mode::Refresh {
-        return Outcome::Miss { pending: Some(pending), lookup: None };
+        return HitOrMiss::Miss { pending: Some(pending), lookup: None };
     }
     let req = LookupRequest {
         scope: pending.scope.clone(),
@@ -142,17 +142,17 @@ pub async fn lookup(env: &Env, s: &Settings, p: &Principal, chat: &ChatRequest, 
     };
     trace.semantic_ms = Some((embed_ms, now_ms() - started));
     match found {
-        Ok(Found::Hit { answer, similarity, age_s }) => Outcome::Hit { answer, similarity, age_s },
-        Ok(Found::Miss(l)) => Outcome::Miss { pending: Some(pending), lookup: Some(l) },
+        Ok(Found::Hit { answer, similarity, age_s }) => HitOrMiss::Hit { answer, similarity, age_s },
+        Ok(Found::Miss(l)) => HitOrMiss::Miss { pending: Some(pending), lookup: Some(l) },
         Err(e) => {
             worker::console_error!("semantic cache lookup failed, treated as a miss: {e}");
-            Outcome::Miss { pending: Some(pending), lookup: None }
+            HitOrMiss::Miss { pending: Some(pending), lookup: None }
         }
     }
 }
 
 /// Stores a complete answer (the caller has sent or is sending it).
-pub async fn store(env: Env, s: &Settings, pending: Pending, answer: CachedAnswer) {
+pub async fn store(env: Env, s: &Settings, pending: StoreLater, answer: CachedAnswer) {
     let entry = StoreRequest { scope: pending.scope, question: pending.question, embedding: pending.embedding, answer };
     let body = match serde_json::to_string(&(vec![entry], limits(s))) {
         Ok(b) => b,

@@ -16,7 +16,7 @@ use meridian_shared::routing::ModelRoute;
 use super::upstream::unix_ms;
 use crate::http::error::ApiError;
 use super::headers::Trace;
-use crate::semantic_cache::lookup::{self as semantic, Pending};
+use crate::semantic_cache::lookup::{self as semantic, StoreLater};
 use super::{complete, stream};
 use crate::http::body;
 use crate::state::SharedState;
@@ -53,8 +53,8 @@ pub async fn handle(State(st): State<SharedState>, req: Request) -> Response {
         Err(e) => return e.into_response(),
     };
     match semantic::lookup(&st, &principal, &chat, &headers, &trace).await {
-        semantic::Outcome::Hit(resp) => resp,
-        semantic::Outcome::Miss(pending) => route(&st, model, principal, chat, trace, pending).await,
+        semantic::HitOrMiss::Hit(resp) => resp,
+        semantic::HitOrMiss::Miss(pending) => route(&st, model, principal, chat, trace, pending).await,
     }
 }
 
@@ -69,7 +69,7 @@ pub async fn serve(st: SharedState, principal: Principal, chat: ChatRequest, tra
 
 /// Step 8 onwards for an authorised request, storing the finished answer in the
 /// semantic cache when `pending` says so.
-async fn route(st: &SharedState, model: &Arc<ModelRoute>, principal: Principal, chat: ChatRequest, trace: Trace, pending: Option<Pending>) -> Response {
+async fn route(st: &SharedState, model: &Arc<ModelRoute>, principal: Principal, chat: ChatRequest, trace: Trace, pending: Option<StoreLater>) -> Response {
     tracing::Span::current().record("model", chat.model.as_str());
     let region = st.tenant_in_region_only(&principal.tenant).then_some(principal.home_region);
     if chat.is_stream() {
@@ -81,7 +81,7 @@ async fn route(st: &SharedState, model: &Arc<ModelRoute>, principal: Principal, 
             let resp = answer.output;
             let dep = &st.router.deployments[answer.deployment];
             let cost = answer.cost_usd;
-            usage::emit(usage::answered(st, &principal, &trace, dep, &resp.model, resp.usage.unwrap_or_default(), cost));
+            usage::emit(usage::answered(st.region(), &principal, &trace, dep, &resp.model, resp.usage.unwrap_or_default(), cost));
             // Only finished answers are cached (a truncated one must never be replayed).
             if let Some(p) = pending.filter(|_| resp.choices.first().is_some_and(|c| c.finish_reason.is_some())) {
                 semantic::store(st, p, CachedAnswer { response: resp.clone(), stored_at: unix_ms() / 1000 });

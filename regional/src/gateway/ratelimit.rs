@@ -1,8 +1,6 @@
-//! Step 5: requests per minute per API key. The limiter is a trait so a shared store
-//! (Redis, a Durable Object) can replace this process-local one without touching callers.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! The rate-limit layer: requests per minute per API key, through the process's
+//! [`crate::limiter::RateLimiter`]; `x-ratelimit-*` on every answer, 429 with
+//! `Retry-After` when over.
 
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
@@ -10,42 +8,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use meridian_shared::api::GatewayError;
 use meridian_shared::auth::Principal;
-use meridian_shared::ratelimit::{Decision, Gcra};
+use meridian_shared::ratelimit::Decision;
 
 use crate::http::error::ApiError;
 use crate::state::SharedState;
-
-pub trait RateLimiter: Send + Sync {
-    fn check(&self, key: &str, cost: u64, now_ms: u64) -> Decision;
-    fn limit(&self) -> u64;
-}
-
-/// GCRA over a process-local map: exact within one process.
-pub struct InMemoryLimiter {
-    gcra: Gcra,
-    tats: Mutex<HashMap<String, f64>>,
-}
-
-impl InMemoryLimiter {
-    pub fn new(limit: u64, period_ms: u64) -> Self {
-        InMemoryLimiter { gcra: Gcra::new(limit, period_ms), tats: Mutex::new(HashMap::new()) }
-    }
-}
-
-impl RateLimiter for InMemoryLimiter {
-    fn check(&self, key: &str, cost: u64, now_ms: u64) -> Decision {
-        let mut tats = self.tats.lock().unwrap();
-        let d = self.gcra.check(tats.get(key).copied(), now_ms, cost);
-        if let Decision::Allow { new_tat_ms, .. } = d {
-            tats.insert(key.to_string(), new_tat_ms);
-        }
-        d
-    }
-
-    fn limit(&self) -> u64 {
-        self.gcra.limit()
-    }
-}
 
 pub async fn layer(State(st): State<SharedState>, req: Request, next: Next) -> Response {
     let Some(p) = req.extensions().get::<Principal>() else { return next.run(req).await };

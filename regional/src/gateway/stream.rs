@@ -62,7 +62,7 @@ pub struct StreamedChat {
     pub model: Arc<ModelRoute>,
     pub principal: Principal,
     pub region: Option<Region>,
-    pub pending: Option<crate::semantic_cache::Pending>,
+    pub pending: Option<crate::semantic_cache::StoreLater>,
 }
 
 /// One attempt: send, then feed the stream to the driver until it says the attempt is over.

@@ -28,18 +28,18 @@ use crate::state::SharedState;
 use crate::usage;
 
 /// What a miss needs to store the answer later.
-pub struct Pending {
+pub struct StoreLater {
     tenant: String,
     scope: String,
     question: String,
     embedding: Vec<f32>,
 }
 
-pub enum Outcome {
+pub enum HitOrMiss {
     /// Served from the cache.
     Hit(Response),
     /// Go to the providers; store the answer when `Some`.
-    Miss(Option<Pending>),
+    Miss(Option<StoreLater>),
 }
 
 /// Records one lookup (this region's, or the edge's from its usage event) as metrics:
@@ -53,25 +53,25 @@ pub fn record(tenant: &str, via: &str, l: &Lookup) {
 }
 
 /// Looks the request up; every failure of the cache itself is a miss, never an error.
-pub async fn lookup(st: &SharedState, p: &Principal, chat: &ChatRequest, headers: &HeaderMap, trace: &Trace) -> Outcome {
+pub async fn lookup(st: &SharedState, p: &Principal, chat: &ChatRequest, headers: &HeaderMap, trace: &Trace) -> HitOrMiss {
     let cfg = st.config.semantic_cache;
     let mode = Mode::from_header(headers.get(cache::mode::HEADER).and_then(|v| v.to_str().ok()));
-    let Some(dp) = st.data.as_deref() else { return Outcome::Miss(None) };
+    let Some(dp) = st.data.as_deref() else { return HitOrMiss::Miss(None) };
     if !applies(&cfg, mode, chat) {
-        return Outcome::Miss(None);
+        return HitOrMiss::Miss(None);
     }
     let (model, tenant_threshold) = tenant_policy(&cfg, st.config.tenant(&p.tenant));
-    let Some((scope_key, question)) = scope(&p.tenant, chat, model) else { return Outcome::Miss(None) };
+    let Some((scope_key, question)) = scope(&p.tenant, chat, model) else { return HitOrMiss::Miss(None) };
     let embedding = match dp.embedder.embed(&p.tenant, model, Role::Query, std::slice::from_ref(&question)).await {
         Ok((mut v, _)) => v.remove(0),
         Err(e) => {
             tracing::warn!(error = %e, "semantic cache: embedding failed; treated as a miss");
-            return Outcome::Miss(None);
+            return HitOrMiss::Miss(None);
         }
     };
-    let pending = Pending { tenant: p.tenant.clone(), scope: scope_key, question, embedding };
+    let pending = StoreLater { tenant: p.tenant.clone(), scope: scope_key, question, embedding };
     if mode == Mode::Refresh {
-        return Outcome::Miss(Some(pending));
+        return HitOrMiss::Miss(Some(pending));
     }
     let requested = headers.get(THRESHOLD_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f32>().ok());
     let threshold = effective_threshold(tenant_threshold, requested);
@@ -79,7 +79,7 @@ pub async fn lookup(st: &SharedState, p: &Principal, chat: &ChatRequest, headers
         Ok(k) => k,
         Err(e) => {
             tracing::warn!(error = %e, "semantic cache: no data key; treated as a miss");
-            return Outcome::Miss(None);
+            return HitOrMiss::Miss(None);
         }
     };
     let cache = SemanticCache { db: &dp.db, threshold, guard: cfg.guard, ttl_s: cfg.ttl_secs };
@@ -88,23 +88,23 @@ pub async fn lookup(st: &SharedState, p: &Principal, chat: &ChatRequest, headers
         Ok(Found::Hit { answer, similarity, age_s }) => {
             record(&p.tenant, region, &Lookup::hit(similarity));
             tracing::info!(similarity, age_s, "semantic cache hit");
-            Outcome::Hit(serve_hit(st, p, chat, &answer, similarity, age_s, trace))
+            HitOrMiss::Hit(serve_hit(st, p, chat, &answer, similarity, age_s, trace))
         }
         Ok(Found::Miss { nearest, reason }) => {
             let l = Lookup::miss(nearest, reason);
             record(&p.tenant, region, &l);
             tracing::debug!(nearest, outcome = l.outcome, "semantic cache miss");
-            Outcome::Miss(Some(pending))
+            HitOrMiss::Miss(Some(pending))
         }
         Err(e) => {
             tracing::warn!(error = %e, "semantic cache lookup failed; treated as a miss");
-            Outcome::Miss(Some(pending))
+            HitOrMiss::Miss(Some(pending))
         }
     }
 }
 
 /// Stores a complete answer in the background (the caller already has it).
-pub fn store(st: &SharedState, pending: Pending, answer: CachedAnswer) {
+pub fn store(st: &SharedState, pending: StoreLater, answer: CachedAnswer) {
     let Some(dp) = st.data.clone() else { return };
     let cfg = st.config.semantic_cache;
     tokio::spawn(async move {
@@ -151,21 +151,3 @@ fn serve_hit(st: &SharedState, p: &Principal, chat: &ChatRequest, answer: &Cache
     resp
 }
 
-/// Every `purge_interval_secs`, removes each of `tenants`' expired entries and its least
-/// recently used ones beyond `max_entries_per_tenant`.
-pub fn start_purge(db: crate::db::Db, tenants: Vec<String>, cfg: meridian_shared::config::SemanticCacheSettings) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(cfg.purge_interval_secs));
-        loop {
-            tick.tick().await;
-            let cache = SemanticCache { db: &db, threshold: cfg.threshold, guard: cfg.guard, ttl_s: cfg.ttl_secs };
-            for t in &tenants {
-                match cache.purge(t, cfg.max_entries_per_tenant).await {
-                    Ok(n) if n > 0 => tracing::info!(tenant = %t, removed = n, "semantic cache purged"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(tenant = %t, error = %e, "semantic cache purge failed"),
-                }
-            }
-        }
-    });
-}

@@ -8,5 +8,5 @@
 pub mod lookup;
 pub mod store;
 
-pub use lookup::{record, start_purge, Outcome, Pending};
-pub use store::{Lookup, SemanticCache};
+pub use lookup::{record, HitOrMiss, StoreLater};
+pub use store::{start_purge, Lookup, SemanticCache};

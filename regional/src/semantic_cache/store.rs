@@ -110,3 +110,22 @@ impl SemanticCache<'_> {
         Ok(n)
     }
 }
+
+/// Every `purge_interval_secs`, removes each of `tenants`' expired entries and its least
+/// recently used ones beyond `max_entries_per_tenant`.
+pub fn start_purge(db: crate::db::Db, tenants: Vec<String>, cfg: meridian_shared::config::SemanticCacheSettings) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(cfg.purge_interval_secs));
+        loop {
+            tick.tick().await;
+            let cache = SemanticCache { db: &db, threshold: cfg.threshold, guard: cfg.guard, ttl_s: cfg.ttl_secs };
+            for t in &tenants {
+                match cache.purge(t, cfg.max_entries_per_tenant).await {
+                    Ok(n) if n > 0 => tracing::info!(tenant = %t, removed = n, "semantic cache purged"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(tenant = %t, error = %e, "semantic cache purge failed"),
+                }
+            }
+        }
+    });
+}

@@ -408,3 +408,15 @@ async fn media_jobs_run_in_the_home_region_through_the_edge() {
     let listed: Value = s.get("/v1/jobs", &s.key_eu).await.json().await.unwrap();
     assert_eq!(listed["data"].as_array().unwrap().len(), 3, "only tenant-eu's three jobs: {listed}");
 }
+
+#[tokio::test]
+async fn both_hosts_list_the_same_models_for_a_role() {
+    let s = stack("ok").await;
+    let ids = |v: &Value| v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    for (key, expected) in [(&s.key_chat_only, vec!["small"]), (&s.key_eu, vec!["m", "small"])] {
+        let at_edge: Value = s.get("/v1/models", key).await.json().await.unwrap();
+        let at_region: Value = s.http.get(format!("{}/v1/models", s.eu.url)).bearer_auth(key).send().await.unwrap().json().await.unwrap();
+        assert_eq!(ids(&at_edge), expected, "the role's model grants filter the list");
+        assert_eq!(at_edge, at_region, "the edge and the region give the same answer");
+    }
+}
