@@ -73,8 +73,13 @@ struct Run {
     sent: Vec<(usize, String)>,
 }
 
-fn drive(model: &str, routes: &str, mut script: Vec<Upstream>) -> (Run, Router) {
-    let (c, r) = router(routes);
+fn drive(model: &str, routes: &str, script: Vec<Upstream>) -> (Run, Router) {
+    drive_yaml(&CONFIG.replace("ROUTES", routes), model, script)
+}
+
+fn drive_yaml(yaml: &str, model: &str, mut script: Vec<Upstream>) -> (Run, Router) {
+    let c = Config::from_yaml(yaml).unwrap();
+    let r = Router::from_config(&c, |_| Some("k".into())).unwrap();
     let prices = PriceTable::default();
     let run = {
         let m = &r.models[model];
@@ -235,57 +240,16 @@ fn a_refused_prefill_reports_the_original_failure() {
 }
 
 fn declared(models: &str) -> String {
-    CONFIG.replace("model: claude-opus-4-6 }", "model: claude-opus-4-6, prefill: true }").replace("  - { name: refusing-then-capable, deployments: [primary, refuses, prefills] }", models)
+    CONFIG.replace("ROUTES", "").replace("model: claude-opus-4-6 }", "model: claude-opus-4-6, prefill: true }").replace("  - { name: refusing-then-capable, deployments: [primary, refuses, prefills] }", models)
 }
 
-fn drive_with(yaml: String, model: &str, script: Vec<Upstream>) -> Run {
-    let c = Config::from_yaml(&yaml.replace("ROUTES", "")).unwrap();
-    let r = Router::from_config(&c, |_| Some("k".into())).unwrap();
-    let prices = PriceTable::default();
-    let m = &r.models[model];
-    let mut s = Stream::new(Context::new(&c, &r, &prices, m), req(), m, None, "id".into(), false, Start { now_ms: 0, seed: 1 });
-    let mut script = script;
-    script.reverse();
-    let mut out = Vec::new();
-    let mut now = 0;
-    loop {
-        match s.next(now) {
-            StreamStep::Wait(ms) => now += ms,
-            StreamStep::Send(_) => match script.pop().unwrap() {
-                Upstream::Refuse(st, b) => s.on_refused(st, &[], b.as_bytes(), now),
-                Upstream::Body { bytes, cut } => {
-                    s.on_open(now);
-                    if s.on_bytes(&bytes, now, &mut out) == Read::More {
-                        if cut {
-                            s.on_transport_error("connection reset", false, now, &mut out);
-                        } else {
-                            s.on_eof(now, &mut out);
-                        }
-                    }
-                }
-            },
-            StreamStep::Done(f) => {
-                s.close(&f, &mut out);
-                let text: String = out.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
-                let client = text.lines().filter_map(|l| l.strip_prefix("data: ")).filter(|l| *l != "[DONE]").flat_map(|l| {
-                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                    v["choices"].as_array().cloned().unwrap_or_default().into_iter().map(|c| c["delta"]["content"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>()
-                }).collect();
-                return Run { client, done: true, error: None, finished: Some(f), gave_up: None, sent: vec![] };
-            }
-            StreamStep::GiveUp(e) => return Run { client: String::new(), done: false, error: Some(e.message.clone()), finished: s.interrupted(), gave_up: Some(e), sent: vec![] },
-        }
-    }
-}
-
-fn drive_declared(refusal: &'static str) -> (Run, ()) {
+fn drive_declared(refusal: &'static str) -> (Run, Router) {
     let yaml = declared("  - { name: refusing-then-capable, deployments: [primary, refuses, prefills] }");
-    (drive_with(yaml, "refusing-then-capable", vec![Upstream::Body { bytes: openai_sse(&WORDS[..4], false), cut: true }, Upstream::Refuse(400, refusal), Upstream::Body { bytes: anthropic_sse(&WORDS[4..]), cut: false }]), ())
+    drive_yaml(&yaml, "refusing-then-capable", vec![Upstream::Body { bytes: openai_sse(&WORDS[..4], false), cut: true }, Upstream::Refuse(400, refusal), Upstream::Body { bytes: anthropic_sse(&WORDS[4..]), cut: false }])
 }
 
-fn drive_declared_only(refusal: &'static str) -> (Run, ()) {
-    let yaml = declared("");
-    (drive_with(yaml, "refusing", vec![Upstream::Body { bytes: openai_sse(&WORDS[..4], false), cut: true }, Upstream::Refuse(400, refusal)]), ())
+fn drive_declared_only(refusal: &'static str) -> (Run, Router) {
+    drive_yaml(&declared(""), "refusing", vec![Upstream::Body { bytes: openai_sse(&WORDS[..4], false), cut: true }, Upstream::Refuse(400, refusal)])
 }
 
 #[test]
