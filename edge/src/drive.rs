@@ -63,8 +63,9 @@ pub async fn complete(s: &Settings, req: &ChatRequest, model: &ModelRoute, regio
                     Err(Failure::Failed(m)) => d.on_transport_error(meridian_shared::drive::transport_error(m, false), now_ms()),
                     Ok(mut resp) => {
                         let status = resp.status_code();
-                        let headers = upstream::header_pairs(&resp);
                         let ok = (200..300).contains(&status);
+                        // Only an error's headers matter (Retry-After, retry hints).
+                        let headers = if ok { Vec::new() } else { upstream::header_pairs(&resp) };
                         let until = if ok { deadline } else { deadline.min(now_ms() + ERROR_BODY_WITHIN_MS) };
                         match upstream::read_body(&mut resp, if ok { MAX_BODY } else { MAX_ERROR_BODY }, until).await {
                             Ok(body) => d.on_response(status, &upstream::as_refs(&headers), &body, now_ms()),
@@ -78,7 +79,10 @@ pub async fn complete(s: &Settings, req: &ChatRequest, model: &ModelRoute, regio
                 log.extend(d.attempts().take_events());
             }
             Step::Done(a) => return (Ok(a), log),
-            Step::GiveUp(e) => return (Err(e), log),
+            Step::GiveUp(e) => {
+                log.extend(d.attempts().take_events());
+                return (Err(e), log);
+            }
         }
     }
 }
@@ -104,7 +108,8 @@ struct ClientGone;
 
 struct Client {
     tx: mpsc::Sender<Vec<u8>>,
-    commit: Option<oneshot::Sender<Result<Headers, GatewayError>>>,
+    /// The response headers once the answer starts, or the error with the trace's headers.
+    commit: Option<oneshot::Sender<Result<Headers, (GatewayError, Headers)>>>,
     frames: Vec<Vec<u8>>,
 }
 
@@ -192,14 +197,15 @@ where
                 if sent.is_err() {
                     d.on_client_gone(now_ms());
                     log.extend(d.attempts().take_events());
-                    let out = Streamed { finished: None, answer: None, attempts: log };
+                    // What the client received is still settled and billed.
+                    let out = Streamed { finished: d.interrupted(), answer: None, attempts: log };
                     settle(&out).await;
                     return out;
                 }
                 log.extend(d.attempts().take_events());
             }
             StreamStep::Done(f) => {
-                let answer = cache.then(|| CachedAnswer::from_chunks(d.relay().transcript(), f.usage, now_ms() / 1000)).flatten();
+                let answer = cache.then(|| d.answer_to_cache(&f, now_ms() / 1000)).flatten();
                 let out = Streamed { finished: Some(f), answer, attempts: log };
                 settle(&out).await;
                 if let Some(f) = &out.finished {
@@ -209,11 +215,12 @@ where
                 return out;
             }
             StreamStep::GiveUp(e) => {
+                log.extend(d.attempts().take_events());
                 let out = Streamed { finished: d.interrupted(), answer: None, attempts: log };
                 settle(&out).await;
                 match client.commit.take() {
                     Some(c) => {
-                        let _ = c.send(Err(GatewayError::from_upstream(&e)));
+                        let _ = c.send(Err((GatewayError::from_upstream(&e), trace.headers())));
                     }
                     None => {
                         let _ = client.tx.send(StreamRelay::error_frame(&e)).await;
@@ -237,7 +244,6 @@ where
 {
     let (tx, rx) = mpsc::channel::<Vec<u8>>(CHANNEL_FRAMES);
     let (commit_tx, commit_rx) = oneshot::channel();
-    let request_id = trace.request_id.clone();
     let client = Client { tx, commit: Some(commit_tx), frames: Vec::new() };
     ctx.wait_until(async move {
         let out = pump(s, chat, trace, client, settle).await;
@@ -252,11 +258,7 @@ where
                 Err(e) => respond::error(&GatewayError::Internal(e.to_string()), Headers::new()),
             }
         }
-        Ok(Err(e)) => {
-            let h = Headers::new();
-            let _ = h.set("x-request-id", &request_id);
-            respond::error(&e, h)
-        }
+        Ok(Err((e, headers))) => respond::error(&e, headers),
         Err(_) => respond::error(&GatewayError::Internal("the stream ended before it started".into()), Headers::new()),
     }
 }

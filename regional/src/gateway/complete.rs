@@ -38,7 +38,11 @@ where
                 observability::attempts(&d.attempts().take_events(), st.region());
             }
             Step::Done(answer) => return Ok(answer),
-            Step::GiveUp(e) => return Err(ApiError::from(GatewayError::from_upstream(&e)).with_headers(trace.headers())),
+            Step::GiveUp(e) => {
+                // Attempts that never left the process (open breakers) are logged too.
+                observability::attempts(&d.attempts().take_events(), st.region());
+                return Err(ApiError::from(GatewayError::from_upstream(&e)).with_headers(trace.headers()));
+            }
         }
     }
 }
@@ -52,8 +56,9 @@ async fn exchange<C: Call>(client: &reqwest::Client, o: Outbound, d: &mut Comple
         Ok(Ok(r)) => r,
     };
     let status = resp.status().as_u16();
-    let headers = upstream::header_pairs(resp.headers());
     let ok = (200..300).contains(&status);
+    // Only an error's headers matter (Retry-After, the provider's retry hints).
+    let headers = if ok { Vec::new() } else { upstream::header_pairs(resp.headers()) };
     let deadline = if ok { deadline } else { deadline.min(Instant::now() + upstream::ERROR_BODY_WITHIN) };
     match upstream::read_bounded(resp, if ok { MAX_RESPONSE_BODY } else { MAX_ERROR_BODY }, deadline).await {
         Ok(body) => d.on_response(status, &upstream::as_refs(&headers), &body, unix_ms()),

@@ -131,6 +131,10 @@ async fn pump(st: SharedState, chat: StreamedChat, mut trace: Trace, mut client:
                 if sent.is_err() {
                     d.on_client_gone(unix_ms());
                     tracing::info!(tokens_sent = d.relay().tokens_sent(), "client went away; upstream request cancelled");
+                    // What it received is billed.
+                    if let Some(f) = d.interrupted() {
+                        usage::emit(usage_event(&f, &trace));
+                    }
                 }
                 observability::attempts(&d.attempts().take_events(), st.region());
                 if sent.is_err() {
@@ -143,7 +147,7 @@ async fn pump(st: SharedState, chat: StreamedChat, mut trace: Trace, mut client:
                 let delivered = client.flush(true, &trace).await.is_ok();
                 // The answer finished: cache it for replay as SSE.
                 if let (Some(p), true) = (pending, delivered) {
-                    if let Some(answer) = meridian_shared::cache::CachedAnswer::from_chunks(d.relay().transcript(), f.usage, unix_ms() / 1000) {
+                    if let Some(answer) = d.answer_to_cache(&f, unix_ms() / 1000) {
                         crate::semantic_cache::lookup::store(&st, p, answer);
                     }
                 }
@@ -151,6 +155,7 @@ async fn pump(st: SharedState, chat: StreamedChat, mut trace: Trace, mut client:
                 return;
             }
             StreamStep::GiveUp(e) => {
+                observability::attempts(&d.attempts().take_events(), st.region());
                 match client.commit.take() {
                     Some(c) => {
                         let _ = c.send(Err(ApiError::from(GatewayError::from_upstream(&e)).with_headers(trace.headers())));

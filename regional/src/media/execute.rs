@@ -167,6 +167,13 @@ impl Executor<'_> {
                 }
                 Next::Done => return Ok(produced.expect("Done follows an answer")),
                 Next::GiveUp(e) => {
+                    // Deployments skipped for an open breaker on the way to this give-up.
+                    let events = attempts.take_events();
+                    for ev in events.iter().filter(|ev| ev.outcome == "breaker_open") {
+                        reasons.push(format!("{}: its circuit breaker is open", ev.deployment));
+                    }
+                    crate::observability::attempts(&events, self.region);
+                    retryable |= e.class.retryable_later();
                     // The same prompt would be refused anywhere, and again later.
                     let final_refusal = matches!(e.class, ErrorClass::ContentPolicy | ErrorClass::BadRequest);
                     if reasons.is_empty() {

@@ -130,7 +130,7 @@ impl GatewayError {
             }
             ErrorClass::Timeout(k) => GatewayError::Timeout(format!("the provider did not answer in time ({} timeout): {}", k.as_str(), e.message)),
             ErrorClass::Auth | ErrorClass::NotFound => GatewayError::Upstream { status: 502, message: who("the gateway's provider credentials or deployment are misconfigured") },
-            ErrorClass::Transient | ErrorClass::StreamBroken { .. } => GatewayError::Upstream { status: 502, message: who("the provider failed") },
+            ErrorClass::Transient | ErrorClass::StreamBroken { .. } | ErrorClass::BreakerOpen => GatewayError::Upstream { status: 502, message: who("the provider failed") },
         }
     }
 }

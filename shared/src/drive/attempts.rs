@@ -68,7 +68,7 @@ impl<'a> Attempts<'a> {
                     self.waited = false;
                     let turn = Turn { deployment, attempt, mode };
                     if !self.fleet.board().acquire(deployment, now_ms) {
-                        let e = UpstreamError::new(ErrorClass::Transient, None, format!("circuit breaker for {} is open", self.fleet.name(deployment)));
+                        let e = UpstreamError::new(ErrorClass::BreakerOpen, None, format!("circuit breaker for {} is open", self.fleet.name(deployment)));
                         self.log(turn, waited_ms, 0, "breaker_open", None);
                         self.action = self.engine.on_outcome(Outcome::Failed(e), now_ms, self.rng.unit());
                         continue;
@@ -169,5 +169,18 @@ impl<'a> Attempts<'a> {
     /// The attempt log since the last call.
     pub fn take_events(&mut self) -> Vec<AttemptEvent> {
         std::mem::take(&mut self.events)
+    }
+}
+
+impl Drop for Attempts<'_> {
+    /// A driver dropped with an attempt in flight (the host's future was cancelled: the
+    /// client left, a job was cancelled) frees the probe it may hold, so the breaker does
+    /// not wait out `probe_timeout_ms`.
+    fn drop(&mut self) {
+        if let Some(f) = self.in_flight.take() {
+            if !f.healthy {
+                self.fleet.board().release(f.turn.deployment, 0);
+            }
+        }
     }
 }

@@ -64,6 +64,11 @@ pub struct Stream<'a> {
     broken: Option<UpstreamError>,
     /// The last deployment whose output reached the client.
     delivered_by: Option<usize>,
+    /// Attempts whose output reached the client before they broke: deployment, model and
+    /// usage (the provider's, else estimated), billed with the answer.
+    spent: Vec<(usize, String, Usage)>,
+    /// The client's token count when the attempt in flight opened.
+    tokens_at_open: u64,
     answered: Option<usize>,
     deadline_ms: u64,
     limited_by_total: bool,
@@ -99,6 +104,8 @@ impl<'a> Stream<'a> {
             continued: None,
             broken: None,
             delivered_by: None,
+            spent: Vec::new(),
+            tokens_at_open: 0,
             answered: None,
             limited_by_total: false,
             waiting_ms: 0,
@@ -127,9 +134,9 @@ impl<'a> Stream<'a> {
                 }
                 Next::Done => {
                     let deployment = self.answered.expect("Done follows an answer");
-                    let usage = self.relay.usage();
                     let model = self.relay.model().to_string();
-                    let cost_usd = cost(self.ctx.deployment(deployment), self.ctx.prices, &model, &usage);
+                    let last = (deployment, model.clone(), self.relay.usage());
+                    let (usage, cost_usd) = self.bill(Some(&last));
                     return StreamStep::Done(Finished { deployment, model, usage, cost_usd, continued: self.continued, interrupted: false });
                 }
                 Next::GiveUp(e) => return StreamStep::GiveUp(e),
@@ -153,6 +160,8 @@ impl<'a> Stream<'a> {
         if continuing {
             self.relay.hold_continuation();
         }
+        self.relay.begin_attempt();
+        self.tokens_at_open = self.relay.tokens_sent();
         self.reading = Some(AttemptStream::new(d.kind, "", now_ms / 1000, continuing));
     }
 
@@ -223,10 +232,25 @@ impl<'a> Stream<'a> {
         }
     }
 
-    /// The client went away: nothing more is read or sent.
+    /// The client went away: nothing more is read or sent. What it received is still
+    /// accounted for ([`Self::interrupted`]).
     pub fn on_client_gone(&mut self, now_ms: u64) {
         self.reading = None;
+        self.account_delivered();
         self.attempts.abandon(now_ms);
+    }
+
+    /// Books the output the attempt in flight delivered to the client, once.
+    fn account_delivered(&mut self) {
+        let delivered = self.relay.tokens_sent().saturating_sub(self.tokens_at_open);
+        if let (Some(turn), true) = (self.attempts.current(), delivered > 0 && self.relay.committed()) {
+            let mut usage = self.relay.usage();
+            if usage.completion_tokens == 0 {
+                usage = Usage::new(self.prompt_estimate(), delivered);
+            }
+            self.spent.push((turn.deployment, self.relay.model().to_string(), usage));
+            self.tokens_at_open = self.relay.tokens_sent();
+        }
     }
 
     fn after(&mut self, step: Step, now_ms: u64, out: &mut Vec<Vec<u8>>) -> Read {
@@ -262,7 +286,10 @@ impl<'a> Stream<'a> {
             Verdict::Undecided => false,
             Verdict::Accept => {
                 self.relay.release_gate(out);
-                self.continued = self.how;
+                // The weakest mark wins: one unverifiable part makes the answer unverifiable.
+                if self.continued != Some(Continuation::Instruction) {
+                    self.continued = self.how;
+                }
                 false
             }
             Verdict::Reject(why) => {
@@ -280,6 +307,7 @@ impl<'a> Stream<'a> {
     fn fail(&mut self, e: UpstreamError, now_ms: u64) {
         self.reading = None;
         self.relay.attempt_failed();
+        self.account_delivered();
         if let ErrorClass::StreamBroken { tokens_sent } = e.class {
             if tokens_sent > 0 && self.broken.is_none() {
                 self.broken = Some(e.clone());
@@ -288,10 +316,37 @@ impl<'a> Stream<'a> {
         // Another model cannot carry on someone else's tool call.
         if self.relay.tool_output_sent() {
             let class = e.class.as_str();
+            let e = self.broken.clone().unwrap_or(e);
             self.attempts.stop(e, class, now_ms);
         } else {
             self.attempts.failed(e, now_ms);
         }
+    }
+
+    /// Prompt tokens estimated at four bytes each (for attempts that broke before the
+    /// provider counted them).
+    fn prompt_estimate(&self) -> u64 {
+        let prompt: usize = self.req.messages.iter().map(|m| m.text_content().len()).sum();
+        (prompt / 4) as u64
+    }
+
+    /// The usage and cost of every attempt whose output reached the client, plus `last`
+    /// (the answering one): each priced at its own deployment.
+    fn bill(&self, last: Option<&(usize, String, Usage)>) -> (Usage, Option<f64>) {
+        let mut total = Usage::default();
+        let mut cost_usd: Option<f64> = None;
+        for (d, model, u) in self.spent.iter().chain(last) {
+            total = Usage::new(total.prompt_tokens + u.prompt_tokens, total.completion_tokens + u.completion_tokens);
+            if let Some(c) = cost(self.ctx.deployment(*d), self.ctx.prices, model, u) {
+                cost_usd = Some(cost_usd.unwrap_or(0.0) + c);
+            }
+        }
+        if self.spent.is_empty() {
+            if let Some((_, _, u)) = last {
+                total = *u;
+            }
+        }
+        (total, cost_usd)
     }
 
     /// True once the first output went to the client: the response status is sent.
@@ -326,17 +381,22 @@ impl<'a> Stream<'a> {
         self.relay.finish(Some(&meta), out);
     }
 
-    /// What the client received of an answer that ended with an in-band error: who
-    /// delivered it and its usage (the provider's count, else the chunks sent).
+    /// What the client received of an answer that ended without its end — an in-band
+    /// error, or the client left: who delivered it last, and the usage and cost of every
+    /// attempt whose output reached the client (the provider's count, else one token per
+    /// chunk sent).
     pub fn interrupted(&self) -> Option<Finished> {
         let deployment = self.delivered_by.filter(|_| self.relay.committed())?;
-        let mut usage = self.relay.usage();
-        if usage.completion_tokens == 0 {
-            let prompt: usize = self.req.messages.iter().map(|m| m.text_content().len()).sum();
-            usage = Usage::new((prompt / 4) as u64, self.relay.tokens_sent());
+        let (usage, cost_usd) = self.bill(None);
+        Some(Finished { deployment, model: self.relay.model().to_string(), usage, cost_usd, continued: self.continued, interrupted: true })
+    }
+
+    /// The answer as the response caches keep it: never one that includes a continuation
+    /// (its mark would be lost on replay).
+    pub fn answer_to_cache(&self, f: &Finished, now_s: u64) -> Option<crate::cache::CachedAnswer> {
+        if f.continued.is_some() {
+            return None;
         }
-        let model = self.relay.model().to_string();
-        let cost_usd = cost(self.ctx.deployment(deployment), self.ctx.prices, &model, &usage);
-        Some(Finished { deployment, model, usage, cost_usd, continued: self.continued, interrupted: true })
+        crate::cache::CachedAnswer::from_chunks(self.relay.transcript(), f.usage, now_s)
     }
 }

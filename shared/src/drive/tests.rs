@@ -60,6 +60,8 @@ fn anthropic_sse(tokens: &[&str]) -> Vec<u8> {
 /// What one upstream attempt does.
 enum Upstream {
     Refuse(u16, &'static str),
+    /// Answers 200, then sends nothing until the driver's timer fires.
+    Silent,
     /// Streams these bytes, then the body ends (`cut`: the connection breaks instead).
     Body { bytes: Vec<u8>, cut: bool },
 }
@@ -95,6 +97,11 @@ fn drive_yaml(yaml: &str, model: &str, mut script: Vec<Upstream>) -> (Run, Route
                     sent.push((o.turn.deployment, String::from_utf8(o.request.body.clone()).unwrap()));
                     match script.pop().expect("an upstream for every attempt") {
                         Upstream::Refuse(status, body) => s.on_refused(status, &[], body.as_bytes(), now),
+                        Upstream::Silent => {
+                            s.on_open(now);
+                            now += s.read_within_ms(now);
+                            assert_eq!(s.on_timeout(now, &mut out), Read::Over);
+                        }
                         Upstream::Body { bytes, cut } => {
                             s.on_open(now);
                             let mut over = false;
@@ -208,6 +215,7 @@ fn a_prefill_capable_fallback_continues_exactly_once() {
     assert!(run.done && run.error.is_none());
     let f = run.finished.unwrap();
     assert_eq!((f.deployment, f.continued), (2, Some(Continuation::Prefill)));
+    assert_eq!(f.usage.completion_tokens, 5 + 9, "both attempts' output is billed: 5 chunks delivered by the first, 9 by the continuation's count");
     let body: serde_json::Value = serde_json::from_str(&run.sent[1].1).unwrap();
     let last = body["messages"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((last["role"].as_str(), last["content"][0]["text"].as_str()), (Some("assistant"), Some(WORDS[..5].concat().trim_end())), "the partial answer as a prefill: {body}");
@@ -258,6 +266,29 @@ fn tool_output_is_never_continued() {
     let (run, _) = drive("capable", "", vec![Upstream::Body { bytes: tool, cut: true }]);
     assert_eq!(run.sent.len(), 1, "no continuation after tool output");
     assert!(!run.done && run.error.is_some());
+}
+
+#[test]
+fn a_silent_continuation_target_is_not_asked_again() {
+    let (run, r) = drive("capable", "", vec![Upstream::Body { bytes: openai_sse(&WORDS[..4], false), cut: true }, Upstream::Silent]);
+    assert_eq!(run.sent.len(), 2, "the silent target was closed (timeout), not retried");
+    assert!(!run.done && run.error.unwrap().contains("connection reset"), "the original break is reported");
+    assert_eq!(r.health.state(2).as_str(), "closed", "one timeout does not open its breaker");
+}
+
+#[test]
+fn a_dropped_driver_frees_its_probe() {
+    let routes = "breaker: { failure_threshold: 1, cooldown_ms: 1000, max_cooldown_ms: 1000 }\n";
+    let (c, r) = router(routes);
+    let prices = PriceTable::default();
+    let m = &r.models["plain"];
+    r.health.failure(0, ErrorClass::Transient, 0);
+    let chat = ChatRequest { stream: None, ..req() };
+    let mut d = Complete::new(Context::new(&c, &r, &prices, m), ChatCall(&chat), m, None, Start { now_ms: 1_500, seed: 1 });
+    assert!(matches!(d.next(1_500), Step::Send(o) if o.turn.deployment == 0));
+    assert_eq!(r.health.state(0).as_str(), "half_open", "the probe is taken");
+    drop(d);
+    assert!(r.health.available(0, 1_501), "a cancelled request gives its probe back at once");
 }
 
 #[test]

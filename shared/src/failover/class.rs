@@ -48,6 +48,8 @@ pub enum ErrorClass {
     /// A stream broke (cut, malformed, in-band error, stalled) after `tokens_sent`
     /// output tokens had already been forwarded to the client.
     StreamBroken { tokens_sent: u64 },
+    /// The deployment's circuit breaker is open (or its probe is taken): nothing was sent.
+    BreakerOpen,
 }
 
 impl ErrorClass {
@@ -62,12 +64,13 @@ impl ErrorClass {
             ErrorClass::BadRequest => "bad_request",
             ErrorClass::Timeout(_) => "timeout",
             ErrorClass::StreamBroken { .. } => "stream_broken",
+            ErrorClass::BreakerOpen => "breaker_open",
         }
     }
 
     /// Whether the same request may succeed if tried again later (a queued job's retry).
     pub fn retryable_later(&self) -> bool {
-        matches!(self, ErrorClass::Transient | ErrorClass::RateLimited { .. } | ErrorClass::Timeout(_) | ErrorClass::StreamBroken { .. })
+        matches!(self, ErrorClass::Transient | ErrorClass::RateLimited { .. } | ErrorClass::Timeout(_) | ErrorClass::StreamBroken { .. } | ErrorClass::BreakerOpen)
     }
 
     /// Whether this failure says something about the deployment's health (and so

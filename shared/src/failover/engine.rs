@@ -223,7 +223,8 @@ impl Engine {
                 self.slots = slots(std::mem::take(&mut self.context_fallbacks));
                 return self.attempt_on(0, 0, AttemptMode::Fresh);
             }
-            ErrorClass::Auth | ErrorClass::NotFound => self.slots[cur].closed = true,
+            // Nothing was sent; its cooldown outlasts any backoff of this request.
+            ErrorClass::Auth | ErrorClass::NotFound | ErrorClass::BreakerOpen => self.slots[cur].closed = true,
             // A silent deployment is not asked again on this request.
             ErrorClass::Timeout(k) if k != TimeoutKind::Connect => self.slots[cur].closed = true,
             ErrorClass::Timeout(_) | ErrorClass::Transient => retry_here_first = true,
@@ -234,6 +235,8 @@ impl Engine {
                 retry_here_first = retry_after_ms.is_none_or(|ms| ms <= self.policy.retry_after_wait_max_ms);
                 retry_after = retry_after_ms;
             }
+            // Cut before any output reached the client: like a reset.
+            ErrorClass::StreamBroken { tokens_sent: 0 } => retry_here_first = true,
             ErrorClass::StreamBroken { .. } => {}
         }
         let mode = if continuing { AttemptMode::Continue } else { AttemptMode::Fresh };
@@ -375,6 +378,15 @@ mod tests {
         let mut e = engine(&[1, 2], policy);
         e.start();
         assert_eq!(deployment(&e.on_outcome(err(ErrorClass::Timeout(TimeoutKind::FirstByte)), 0, 0.0)), 2);
+        // An open breaker is never waited for, even under retry_first.
+        let mut e = engine(&[1, 2], policy);
+        e.start();
+        let a = e.on_outcome(err(ErrorClass::BreakerOpen), 0, 0.0);
+        assert_eq!((deployment(&a), delay(&a)), (2, 0));
+        // A cut before any output is a transient failure: the primary again.
+        let mut e = engine(&[1, 2], policy);
+        e.start();
+        assert_eq!(deployment(&e.on_outcome(err(ErrorClass::StreamBroken { tokens_sent: 0 }), 0, 0.0)), 1);
         // Bounded by the total budget.
         let mut e = engine(&[1, 2], RetryPolicy { total_budget_ms: 500, ..policy });
         e.start();
@@ -471,6 +483,7 @@ mod tests {
             ErrorClass::Timeout(TimeoutKind::Idle),
             ErrorClass::StreamBroken { tokens_sent: 0 },
             ErrorClass::StreamBroken { tokens_sent: 3 },
+            ErrorClass::BreakerOpen,
         ];
         let n = classes.len();
         for on_transient in [OnTransient::Failover, OnTransient::RetryFirst] {
@@ -498,7 +511,7 @@ mod tests {
                             if class == (ErrorClass::StreamBroken { tokens_sent: 3 }) {
                                 broke = true;
                             }
-                            let closes = matches!(class, ErrorClass::Auth | ErrorClass::Timeout(TimeoutKind::Idle) | ErrorClass::RateLimited { retry_after_ms: Some(50_000) }) || (broke && class == ErrorClass::BadRequest);
+                            let closes = matches!(class, ErrorClass::Auth | ErrorClass::BreakerOpen | ErrorClass::Timeout(TimeoutKind::Idle) | ErrorClass::RateLimited { retry_after_ms: Some(50_000) }) || (broke && class == ErrorClass::BadRequest);
                             if closes {
                                 closed.insert(deployment);
                             }

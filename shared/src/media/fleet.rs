@@ -14,7 +14,9 @@ pub struct MediaFleet {
 }
 
 impl MediaFleet {
+    /// A probe is presumed lost only after the longest a media attempt may take.
     pub fn new(cfg: &MediaConfig, breaker: BreakerConfig) -> Self {
+        let breaker = BreakerConfig { probe_timeout_ms: breaker.probe_timeout_ms.max(cfg.queue.provider_timeout_ms), ..breaker };
         MediaFleet { board: Board::new(cfg.deployments.len(), breaker), names: cfg.deployments.iter().map(|d| d.name.clone()).collect(), providers: cfg.deployments.iter().map(|d| d.provider.as_str()).collect() }
     }
 

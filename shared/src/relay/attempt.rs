@@ -90,11 +90,13 @@ impl AttemptStream {
         if self.finished { Step::Complete } else { Step::Failed(relay.broken(format!("stream cut: {message}"))) }
     }
 
-    /// The current timer fired after `waited_ms`.
+    /// The current timer fired after `waited_ms`. Silence before this attempt's first
+    /// output is a timeout (that deployment is not asked again), even when an earlier
+    /// attempt's output already reached the client.
     pub fn on_timeout(&self, relay: &StreamRelay, waited_ms: u64) -> Step {
         if self.finished {
             Step::Complete
-        } else if relay.tokens_sent() > 0 {
+        } else if self.got_output {
             Step::Failed(relay.broken(format!("stream stalled: no chunk within {waited_ms} ms")))
         } else {
             let kind = self.timer();

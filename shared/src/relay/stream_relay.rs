@@ -25,6 +25,9 @@ pub struct StreamRelay {
 struct Gate {
     chunks: Vec<ChatChunk>,
     text: String,
+    /// The continuation's own usage and model name: the answer's only once it is accepted.
+    usage: Option<Usage>,
+    model: Option<String>,
 }
 
 pub(crate) fn sse_frame(c: &ChatChunk, out: &mut Vec<Vec<u8>>) {
@@ -124,9 +127,21 @@ impl StreamRelay {
         self.gate.as_ref().map(|g| g.text.as_str())
     }
 
+    /// A new attempt begins: usage is counted per attempt (the driver adds up the
+    /// attempts that delivered output).
+    pub fn begin_attempt(&mut self) {
+        self.usage = None;
+    }
+
     /// The seam checked out: the held chunks go to the client.
     pub fn release_gate(&mut self, out: &mut Vec<Vec<u8>>) {
         if let Some(g) = self.gate.take() {
+            if g.usage.is_some() {
+                self.usage = g.usage;
+            }
+            if let Some(m) = g.model {
+                self.model = m;
+            }
             for c in g.chunks {
                 self.deliver(c, out);
             }
@@ -140,14 +155,22 @@ impl StreamRelay {
 
     /// One unified chunk from the current attempt. Frames to send are pushed onto `out`.
     pub fn on_chunk(&mut self, mut c: ChatChunk, continuing: bool, out: &mut Vec<Vec<u8>>) {
-        if let Some(u) = c.usage.take() {
-            self.usage = Some(u);
+        let usage = c.usage.take();
+        let model = (!c.choices.is_empty() && !c.model.is_empty()).then(|| c.model.clone());
+        match &mut self.gate {
+            Some(g) => {
+                g.usage = usage.or(g.usage);
+                g.model = model.or(g.model.take());
+            }
+            None => {
+                self.usage = usage.or(self.usage);
+                if let Some(m) = model {
+                    self.model = m;
+                }
+            }
         }
         if c.choices.is_empty() {
             return;
-        }
-        if !c.model.is_empty() {
-            self.model.clone_from(&c.model);
         }
         c.id.clone_from(&self.id);
         if continuing {
@@ -290,9 +313,13 @@ mod tests {
         assert_eq!(r.text_sent(), "Hello world");
         assert_eq!(r.gated_text(), None);
         r.hold_continuation();
-        r.on_chunk(chunk(Delta::text("Hello world"), None), true, &mut out);
+        let mut u = chunk(Delta::text("Hello world"), None);
+        u.usage = Some(Usage::new(50, 7));
+        u.model = "other".into();
+        r.on_chunk(u, true, &mut out);
         r.discard_gate();
         assert_eq!((out.len(), r.text_sent(), r.tokens_sent()), (3, "Hello world", 3));
+        assert_eq!((r.usage(), r.model()), (Usage::default(), "m"), "a discarded continuation's usage and model are not the answer's");
     }
 
     #[test]
