@@ -17,7 +17,7 @@ pub async fn to_home_region(mut req: Request, p: &Principal, s: &Settings) -> Re
     let target = format!("{}{}{}", base.trim_end_matches('/'), url.path(), url.query().map(|q| format!("?{q}")).unwrap_or_default());
     let h = Headers::new();
     let copy = |name: &str| req.headers().get(name).ok().flatten();
-    for name in ["content-type", "accept", "x-request-id", "x-meridian-feature", "idempotency-key", "upgrade"] {
+    for name in ["content-type", "accept", "x-request-id", "x-meridian-feature", "idempotency-key", "if-match", "if-none-match", "upgrade"] {
         if let Some(v) = copy(name) {
             let _ = h.set(name, &v);
         }

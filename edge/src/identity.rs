@@ -1,5 +1,6 @@
 //! Step 3: who is calling. `Authorization: Bearer` carries either an API key (looked up
-//! by SHA-256 digest) or a JWT (verified by the core's policy against the HMAC secret or
+//! by SHA-256 digest in the config, else — a key issued at runtime — resolved through its
+//! home region and cached for `control.key_cache_ms`) or a JWT (verified by the core's policy against the HMAC secret or
 //! the JWKS, fetched and cached in isolate memory, refreshed on an unknown `kid`).
 
 use std::cell::RefCell;
@@ -7,7 +8,8 @@ use std::cell::RefCell;
 use jsonwebtoken::jwk::JwkSet;
 use meridian_shared::api::GatewayError;
 use meridian_shared::auth::jwt::{self, JwtError};
-use meridian_shared::auth::{bearer_token, hash_api_key, Principal};
+use meridian_shared::auth::{bearer_token, hash_api_key, key_region, Principal};
+use meridian_shared::control::key_cache::{KeyCache, ResolvedKey};
 use worker::{Fetch, Request};
 
 use crate::clock::now_ms;
@@ -23,6 +25,37 @@ struct CachedJwks {
 
 thread_local! {
     static JWKS: RefCell<Option<CachedJwks>> = const { RefCell::new(None) };
+    /// Runtime-issued keys this isolate resolved through their home region.
+    static KEYS: RefCell<Option<KeyCache>> = const { RefCell::new(None) };
+}
+
+/// A key issued at runtime: known to its home region only (the key names it). The
+/// answer — found or not — is trusted for `control.key_cache_ms`; a region that cannot
+/// be reached is a 503 (an outage is not a bad key), never cached.
+async fn issued_key(s: &Settings, token: &str) -> Result<Principal, GatewayError> {
+    let invalid = || unauthenticated("invalid API key");
+    let region = key_region(token).ok_or_else(invalid)?;
+    let digest = hash_api_key(token);
+    let now = now_ms();
+    let cached = KEYS.with(|c| c.borrow().as_ref().and_then(|k| k.get(&digest, now)));
+    let found = match cached {
+        Some(found) => found,
+        None => {
+            let (status, body) = crate::region::post_internal(s, region, "keys/resolve", serde_json::json!({"sha256": digest.to_hex()}).to_string())
+                .await
+                .map_err(|e| GatewayError::Unavailable(format!("the key's home region ({}) cannot be reached to check it: {e}", region.as_str())))?;
+            let found = match status {
+                200 => Some(serde_json::from_str::<ResolvedKey>(&body).map_err(|e| GatewayError::Unavailable(format!("the key's home region answered {body:?}: {e}")))?),
+                404 => None,
+                other => return Err(GatewayError::Unavailable(format!("the key's home region ({}) could not check it ({other})", region.as_str()))),
+            };
+            let c = s.config.control;
+            KEYS.with(|k| k.borrow_mut().get_or_insert_with(|| KeyCache::new(c.key_cache_ms, c.max_cached_keys)).put(digest, found.clone(), now));
+            found
+        }
+    };
+    let k = found.ok_or_else(invalid)?;
+    s.tenant(&k.tenant).filter(|t| t.region == region).map(|t| t.principal(&k.key_name, k.roles)).ok_or_else(invalid)
 }
 
 fn looks_like_jwt(token: &str) -> bool {
@@ -72,7 +105,10 @@ pub async fn authenticate(req: &Request, s: &Settings) -> Result<Principal, Gate
         return Err(unauthenticated("missing credentials: send `Authorization: Bearer <API key or JWT>`"));
     };
     if !looks_like_jwt(&token) {
-        return s.principal_for_key(&hash_api_key(&token)).cloned().ok_or_else(|| unauthenticated("invalid API key"));
+        if let Some(p) = s.principal_for_key(&hash_api_key(&token)) {
+            return Ok(p.clone());
+        }
+        return issued_key(s, &token).await;
     }
     let cfg = s.config.jwt.as_ref().ok_or_else(|| unauthenticated("this gateway does not accept JWTs"))?;
     let jwks = match &cfg.jwks_url {

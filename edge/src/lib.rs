@@ -16,6 +16,7 @@ mod identity;
 mod internal;
 mod limits;
 mod pipeline;
+mod region;
 mod respond;
 mod semantic;
 mod settings;

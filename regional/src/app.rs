@@ -4,7 +4,8 @@
 //! ```text
 //!  1 request id + tracing span      SetRequestId / TraceLayer / PropagateRequestId
 //!  2 request counts and durations   gateway::observe::layer
-//!  3 identity → principal           gateway::identity::layer (API key, or edge-vouched)
+//!  3 identity → principal           gateway::identity::layer (API key from the config or
+//!                                   issued at runtime — control::resolve —, or edge-vouched)
 //!  4 residency                      gateway::residency::layer (homed elsewhere → 403)
 //!  5 RBAC by route class            gateway::rbac::layer
 //!  6 rate limit                     gateway::ratelimit::layer
@@ -15,6 +16,7 @@
 //!    RAG: knowledge bases, docs     knowledge::{bases, documents, urls}
 //!    RAG: chatbot grounding         chatbots::chat → rag::answer, then step 10
 //!    media jobs                     jobs::{create, read, notify}
+//!    admin: keys, audit             control::rest (tenant transactions, audit in each)
 //! 10 drive ↔ adapter ↔ HTTP         gateway::complete / gateway::stream (the shared
 //!                                   driver; reqwest + tokio timers here)
 //! 11 usage + cost, off the path     usage::emit
@@ -35,7 +37,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::gateway::{chat, embeddings, identity, models, observe, ratelimit, rbac, residency};
 use crate::state::SharedState;
-use crate::{admin, chatbots, health, jobs, knowledge};
+use crate::{admin, chatbots, control, health, jobs, knowledge};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -50,6 +52,10 @@ pub fn router(st: SharedState, metrics: PrometheusHandle) -> Router {
         .route("/v1/embeddings", post(embeddings::handle))
         .route("/v1/models", get(models::list))
         .route("/v1/admin/usage", get(admin::usage::report))
+        .route("/v1/admin/keys", post(control::rest::create).get(control::rest::list))
+        .route("/v1/admin/keys/{id}", get(control::rest::get).patch(control::rest::update).delete(control::rest::revoke))
+        .route("/v1/admin/keys/{id}/rotate", post(control::rest::rotate))
+        .route("/v1/admin/audit", get(control::rest::audit))
         .route("/v1/knowledge-bases", post(knowledge::bases::create).get(knowledge::bases::list))
         .route("/v1/knowledge-bases/{kb}/documents", post(knowledge::documents::upload).get(knowledge::documents::list))
         .route("/v1/knowledge-bases/{kb}/documents/urls", post(knowledge::urls::ingest))
@@ -69,7 +75,8 @@ pub fn router(st: SharedState, metrics: PrometheusHandle) -> Router {
         .route("/readyz", get(health::ready))
         .route("/metrics", get(move || std::future::ready(metrics.render())))
         .route("/internal/usage", post(admin::usage::ingest))
-        .route("/internal/embed", post(crate::internal::embed::handle));
+        .route("/internal/embed", post(crate::internal::embed::handle))
+        .route("/internal/keys/resolve", post(control::resolve::handle));
     api.merge(ops).fallback(health::not_found).with_state(st.clone()).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

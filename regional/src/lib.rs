@@ -9,6 +9,7 @@ pub mod admin;
 pub mod app;
 pub mod chatbots;
 pub mod clock;
+pub mod control;
 pub mod crypto;
 pub mod data_plane;
 pub mod db;

@@ -43,6 +43,23 @@ enum Command {
     CheckConfig { config: PathBuf },
     /// Validate a config file and print it as one line of JSON (for a Worker var).
     ConfigJson { config: PathBuf },
+    /// The audit log: `audit verify` checks every chain of the region's tenants (or one).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chains; exits 1 if any record was changed, removed or inserted.
+    Verify {
+        #[arg(long, env = "MERIDIAN_CONFIG")]
+        config: PathBuf,
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 fn load(path: &PathBuf) -> Config {
@@ -82,6 +99,11 @@ async fn main() {
             }
             meridian_regional::serve::serve(cfg).await
         }
+        Command::Audit { command: AuditCommand::Verify { config, tenant } } => match meridian_regional::serve::verify_audit(load(&config), tenant.as_deref()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(e) => Err(e),
+        },
         Command::Worker { config, media, concurrency } => {
             meridian_regional::observability::init_logs();
             meridian_regional::serve::work(load(&config), &media, concurrency).await

@@ -1,6 +1,7 @@
-//! The two long-running commands: `serve` (the gateway and its data plane, with optional
-//! in-process media workers) and `worker` (media workers of one queue). Each starts
-//! everything, runs until SIGTERM or Ctrl-C, then shuts down in order: stop accepting,
+//! The commands that need the region's stores: `serve` (the gateway and its data plane,
+//! with optional in-process media workers), `worker` (media workers of one queue) and
+//! `audit verify`. The long-running two start everything, run until SIGTERM or Ctrl-C,
+//! then shut down in order: stop accepting,
 //! drain in-flight streams within `server.drain_timeout_ms`, let workers finish or return
 //! the job in hand.
 
@@ -96,4 +97,26 @@ pub async fn work(cfg: Config, queue: &str, concurrency: u32) -> Result<(), Stri
         let _ = t.await;
     }
     Ok(())
+}
+
+/// `meridian-regional audit verify`: every tenant homed in this region (or `only`);
+/// prints one line per tenant; false when a chain is broken.
+pub async fn verify_audit(cfg: Config, only: Option<&str>) -> Result<bool, String> {
+    let dp = cfg.data_plane.as_ref().ok_or("audit verify needs a data_plane section")?;
+    let stores = crate::data_plane::Stores::open(dp).await.map_err(|e| format!("data plane: {e}"))?;
+    let tenants: Vec<&str> = cfg.tenants.iter().filter(|t| t.region == cfg.server.region && only.is_none_or(|o| o == t.id)).map(|t| t.id.as_str()).collect();
+    if let Some(o) = only.filter(|_| tenants.is_empty()) {
+        return Err(format!("no tenant {o:?} is homed in region {}", cfg.server.region.as_str()));
+    }
+    let mut intact = true;
+    for t in tenants {
+        match crate::control::audit::verify(&stores.db, t).await.map_err(|e| format!("reading the audit log of {t}: {e}"))? {
+            Ok(n) => println!("{t}: ok ({n} records)"),
+            Err(b) => {
+                intact = false;
+                println!("{t}: BROKEN at record {}: {}", b.seq, b.reason);
+            }
+        }
+    }
+    Ok(intact)
 }

@@ -27,6 +27,8 @@ pub struct AppState {
     pub data: Option<Arc<crate::data_plane::DataPlane>>,
     /// Media job queues and event hub; `None` without `media:`.
     pub media: Option<Arc<crate::media_plane::MediaPlane>>,
+    /// Runtime-issued keys this process resolved (found or not), for `control.key_cache_ms`.
+    pub resolver: crate::control::resolve::Resolver,
     started: Instant,
 }
 
@@ -56,7 +58,8 @@ impl AppState {
             Some(var) => Some(std::env::var(var).map_err(|_| format!("server.internal_secret_env: environment variable {var} is not set"))?),
             None => None,
         };
-        Ok(AppState { router, prices: PriceTable::default(), clients, keys, limiter, internal_secret, usage: Default::default(), data: None, media: None, started: Instant::now(), config })
+        let resolver = crate::control::resolve::Resolver::new(config.control.key_cache_ms, config.control.max_cached_keys);
+        Ok(AppState { router, prices: PriceTable::default(), clients, keys, limiter, internal_secret, usage: Default::default(), data: None, media: None, resolver, started: Instant::now(), config })
     }
 
     /// Monotonic milliseconds since start: the clock handed to the sans-I/O core.

@@ -16,6 +16,7 @@
 //! | [`ratelimit`] | GCRA rate-limit math |
 //! | [`auth`] | API-key hashing and the authenticated principal |
 //! | [`config`] | the YAML config schema and its validation |
+//! | [`control`] | the control plane's rules: admin requests and their checks, the audit hash chain |
 //! | [`pricing`] | the per-model price table and cost computation |
 //! | [`usage`] | the usage event both hosts emit and the home region keeps |
 //! | [`routing`] | model aliases → deployments, per-deployment health, the plan for one request |
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod breaker;
 pub mod cache;
 pub mod config;
+pub mod control;
 pub mod drive;
 pub mod failover;
 pub mod media;

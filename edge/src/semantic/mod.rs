@@ -16,7 +16,7 @@ use meridian_shared::cache::semantic::{applies, effective_threshold, scope, tena
 use meridian_shared::cache::{CachedAnswer, Mode};
 use serde::Deserialize;
 use serde_json::json;
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
+use worker::{Env, Method, Request, RequestInit};
 
 use crate::clock::now_ms;
 use crate::respond::Trace;
@@ -77,18 +77,9 @@ struct Embedded {
 
 /// The query vectors of `texts` by the tenant's model, computed in its home region.
 pub async fn embed(s: &Settings, p: &Principal, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
-    let base = s.edge.regions.get(&p.home_region).ok_or_else(|| format!("no backend for region {}", p.home_region.as_str()))?;
-    let secret = s.internal_secret.as_deref().ok_or("server.internal_secret_env is not configured")?;
-    let h = Headers::new();
-    let _ = h.set("content-type", "application/json");
-    let _ = h.set("x-meridian-internal", secret);
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(h).with_body(Some(json!({"tenant": p.tenant, "texts": texts}).to_string().into()));
-    let req = Request::new_with_init(&format!("{}/internal/embed", base.trim_end_matches('/')), &init).map_err(|e| e.to_string())?;
-    let mut resp = Fetch::Request(req).send().await.map_err(|e| e.to_string())?;
-    let body = resp.text().await.map_err(|e| e.to_string())?;
-    if resp.status_code() != 200 {
-        return Err(format!("home region answered {}: {body}", resp.status_code()));
+    let (status, body) = crate::region::post_internal(s, p.home_region, "embed", json!({"tenant": p.tenant, "texts": texts}).to_string()).await?;
+    if status != 200 {
+        return Err(format!("home region answered {status}: {body}"));
     }
     let e: Embedded = serde_json::from_str(&body).map_err(|e| e.to_string())?;
     if e.vectors.len() != texts.len() {

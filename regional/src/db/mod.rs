@@ -93,21 +93,23 @@ impl Db {
         tx.commit().await
     }
 
-    /// Mirrors a tenant's API keys from the config (the source of truth): digests, names
-    /// and roles, so reports and the dashboard can join on them. Keys no longer in the
-    /// config are removed.
+    /// Mirrors a tenant's API keys from the config: digests, names and roles, so reports
+    /// and the dashboard can join on them, and the digest directory. Config keys no
+    /// longer in the config are removed; keys issued through the admin API are untouched.
     pub async fn sync_api_keys(&self, tenant: &str, keys: &[ApiKeyRow]) -> Result<(), sqlx::Error> {
         let mut tx = self.tenant_tx(tenant).await?;
         let names: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();
-        sqlx::query("DELETE FROM api_keys WHERE NOT (name = ANY($1))").bind(&names).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM key_directory WHERE sha256 IN (SELECT sha256 FROM api_keys WHERE source = 'config' AND NOT (name = ANY($1)))").bind(&names).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM api_keys WHERE source = 'config' AND NOT (name = ANY($1))").bind(&names).execute(&mut *tx).await?;
         for ApiKeyRow { name, sha256: digest, roles } in keys {
-            sqlx::query("INSERT INTO api_keys (tenant_id, name, sha256, roles) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, name) DO UPDATE SET sha256 = excluded.sha256, roles = excluded.roles")
+            sqlx::query("INSERT INTO api_keys (tenant_id, name, sha256, roles) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, name) DO UPDATE SET sha256 = excluded.sha256, roles = excluded.roles WHERE api_keys.source = 'config'")
                 .bind(tenant)
                 .bind(name)
                 .bind(digest)
                 .bind(roles)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query("INSERT INTO key_directory (sha256, tenant_id) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING").bind(digest).bind(tenant).execute(&mut *tx).await?;
         }
         tx.commit().await
     }

@@ -39,6 +39,12 @@ pub enum GatewayError {
     /// another request, cancelling a finished job).
     #[error("{0}")]
     Conflict(String),
+    /// `If-Match` names an older version than the object's.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// A change that must say which version it changes, and did not.
+    #[error("{0}")]
+    PreconditionRequired(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{message}")]
@@ -75,6 +81,8 @@ impl GatewayError {
             GatewayError::NotFound(_) | GatewayError::ResourceNotFound(_) => 404,
             GatewayError::UnsupportedMediaType(_) => 415,
             GatewayError::Conflict(_) => 409,
+            GatewayError::PreconditionFailed(_) => 412,
+            GatewayError::PreconditionRequired(_) => 428,
             GatewayError::PayloadTooLarge { .. } => 413,
             GatewayError::RateLimited { .. } => 429,
             GatewayError::Upstream { status, .. } => *status,
@@ -93,6 +101,8 @@ impl GatewayError {
             GatewayError::ResourceNotFound(_) => ("invalid_request_error", Some("not_found".into())),
             GatewayError::UnsupportedMediaType(_) => ("invalid_request_error", Some("unsupported_media_type".into())),
             GatewayError::Conflict(_) => ("invalid_request_error", Some("conflict".into())),
+            GatewayError::PreconditionFailed(_) => ("invalid_request_error", Some("precondition_failed".into())),
+            GatewayError::PreconditionRequired(_) => ("invalid_request_error", Some("precondition_required".into())),
             GatewayError::PayloadTooLarge { .. } => ("invalid_request_error", Some("request_too_large".into())),
             GatewayError::RateLimited { .. } => ("rate_limit_error", Some("rate_limit_exceeded".into())),
             GatewayError::ContextLengthExceeded { .. } => ("invalid_request_error", Some("context_length_exceeded".into())),

@@ -72,10 +72,54 @@ fn listed(list: &[String], item: &str) -> bool {
     list.iter().any(|x| x == "*" || x == item)
 }
 
+/// Built-in role: administers its tenant (keys, and later users, limits, budgets) and
+/// may use every route and model the tenant may.
+pub const TENANT_ADMIN: &str = "tenant-admin";
+/// Built-in role: reads its tenant's admin data (usage, keys without secrets), changes nothing.
+pub const TENANT_VIEWER: &str = "tenant-viewer";
+
+/// A role by name: the config's table first, then the built-in roles.
+fn role<'a>(table: &'a BTreeMap<String, RoleConfig>, name: &str) -> Option<std::borrow::Cow<'a, RoleConfig>> {
+    if let Some(r) = table.get(name) {
+        return Some(std::borrow::Cow::Borrowed(r));
+    }
+    match name {
+        TENANT_ADMIN => Some(std::borrow::Cow::Owned(RoleConfig { models: everything(), routes: everything() })),
+        TENANT_VIEWER => Some(std::borrow::Cow::Owned(RoleConfig { models: Vec::new(), routes: vec!["admin".into(), "models".into()] })),
+        _ => None,
+    }
+}
+
+/// Whether `name` is a role: one of the config's, or built in.
+pub fn role_exists(table: &BTreeMap<String, RoleConfig>, name: &str) -> bool {
+    role(table, name).is_some()
+}
+
 /// `roles: None` means unrestricted by roles. Unknown role names grant nothing.
 pub fn roles_allow(roles: Option<&[String]>, table: &BTreeMap<String, RoleConfig>, route: RouteClass, model: Option<&str>) -> bool {
     let Some(roles) = roles else { return true };
-    roles.iter().filter_map(|r| table.get(r)).any(|rc| listed(&rc.routes, route.as_str()) && model.is_none_or(|m| listed(&rc.models, m)))
+    roles.iter().filter_map(|r| role(table, r)).any(|rc| listed(&rc.routes, route.as_str()) && model.is_none_or(|m| listed(&rc.models, m)))
+}
+
+/// What a caller may do with its tenant's admin objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AdminAccess {
+    None,
+    Read,
+    Write,
+}
+
+/// Changing admin objects needs the `tenant-admin` role explicitly (a key without roles
+/// is an application's, and must not mint keys if it leaks); reading needs any role that
+/// allows admin routes, or no roles at all.
+pub fn admin_access(roles: Option<&[String]>, table: &BTreeMap<String, RoleConfig>) -> AdminAccess {
+    if roles.is_some_and(|r| r.iter().any(|x| x == TENANT_ADMIN)) {
+        AdminAccess::Write
+    } else if roles_allow(roles, table, RouteClass::Admin, None) {
+        AdminAccess::Read
+    } else {
+        AdminAccess::None
+    }
 }
 
 #[cfg(test)]
@@ -90,6 +134,14 @@ mod tests {
         let chat = vec!["chat".to_string()];
         assert!(roles_allow(Some(&chat), &t, RouteClass::Chat, Some("small")));
         assert!(!roles_allow(Some(&chat), &t, RouteClass::Chat, Some("big")));
+        let admin = vec![TENANT_ADMIN.to_string()];
+        let viewer = vec![TENANT_VIEWER.to_string()];
+        assert!(roles_allow(Some(&admin), &t, RouteClass::Chat, Some("big")), "built-in tenant admin");
+        assert!(roles_allow(Some(&viewer), &t, RouteClass::Admin, None) && !roles_allow(Some(&viewer), &t, RouteClass::Chat, Some("small")));
+        assert_eq!(admin_access(Some(&admin), &t), AdminAccess::Write);
+        assert_eq!(admin_access(Some(&viewer), &t), AdminAccess::Read);
+        assert_eq!(admin_access(None, &t), AdminAccess::Read, "an unrestricted application key reads, never writes");
+        assert_eq!(admin_access(Some(&chat), &t), AdminAccess::None);
         assert!(!roles_allow(Some(&chat), &t, RouteClass::Admin, None));
         assert!(roles_allow(Some(&["admin".to_string()]), &t, RouteClass::Admin, None));
         assert!(!roles_allow(Some(&["ghost".to_string()]), &t, RouteClass::Chat, Some("small")));

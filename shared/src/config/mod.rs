@@ -3,6 +3,7 @@
 //! as a whole at load, so a running gateway never meets a dangling reference.
 //! Every field is documented in `docs/CONFIG.md`.
 
+mod control;
 mod data_plane;
 mod media;
 mod semantic_cache;
@@ -10,6 +11,7 @@ mod principals;
 mod schema;
 mod validate;
 
+pub use control::ControlSettings;
 pub use data_plane::*;
 pub use media::{MediaConfig, MediaDeployment, MediaLimits, MediaModel, QueueSettings};
 pub use semantic_cache::SemanticCacheSettings;

@@ -40,6 +40,9 @@ pub struct Config {
     /// Media generation (images, speech, transcription, video) as queued jobs.
     #[serde(default)]
     pub media: Option<super::MediaConfig>,
+    /// Runtime objects of the control plane (keys issued through the admin API).
+    #[serde(default)]
+    pub control: super::ControlSettings,
 }
 
 /// The edge Worker's own settings.

@@ -88,6 +88,9 @@ impl Config {
                 return Err(err(format!("routes.{name}.retry"), "max_attempts and max_attempts_per_deployment must be at least 1"));
             }
         }
+        if self.control.key_cache_ms == 0 || self.control.key_cache_ms > 60_000 || self.control.max_cached_keys == 0 {
+            return Err(err("control", "key_cache_ms must be 1 to 60000 and max_cached_keys at least 1"));
+        }
         let b = &self.breaker;
         if b.failure_threshold == 0 || b.cooldown_ms == 0 || b.probe_timeout_ms == 0 {
             return Err(err("breaker", "failure_threshold, cooldown_ms and probe_timeout_ms must be at least 1"));
@@ -134,7 +137,7 @@ impl Config {
         for (i, t) in self.tenants.iter().enumerate() {
             for (j, k) in t.api_keys.iter().enumerate() {
                 for (r, role) in k.roles.iter().flatten().enumerate() {
-                    if !self.roles.contains_key(role) {
+                    if !crate::auth::role_exists(&self.roles, role) {
                         return Err(err(format!("tenants[{i}].api_keys[{j}].roles[{r}]"), format!("no role named {role:?}")));
                     }
                 }

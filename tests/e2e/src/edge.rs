@@ -168,6 +168,13 @@ pub struct EdgeStack {
     pub key_us: String,
     pub key_limited: String,
     pub key_chat_only: String,
+    /// `tenant-admin` keys of tenant-eu and tenant-b, a `tenant-viewer` key of tenant-eu.
+    pub key_admin: String,
+    pub key_b_admin: String,
+    pub key_viewer: String,
+    /// The EU backend's config file and environment (for its command-line tools).
+    pub eu_config: std::path::PathBuf,
+    pub eu_env: Vec<(String, String)>,
     pub http: reqwest::Client,
 }
 
@@ -175,7 +182,7 @@ impl EdgeStack {
     pub async fn start(setup: EdgeSetup) -> EdgeStack {
         let idp = Idp::new();
         let mock = start_mock_with(&["--jwks", idp.jwks_path.to_str().unwrap()]);
-        let keys: Vec<(String, String)> = (0..5).map(|_| new_key()).collect();
+        let keys: Vec<(String, String)> = (0..8).map(|_| new_key()).collect();
         let config = |region: &str, eu: &str, us: &str| {
             let m = &mock.url;
             let body = setup.body.replace("{mock}", m);
@@ -202,8 +209,8 @@ jwt:
 edge:
   regions: {{ eu: "{eu}", us: "{us}" }}
 tenants:
-  - {{ id: tenant-eu, region: eu, api_keys: [{{ name: k, sha256: "{d0}" }}, {{ name: chat-only, sha256: "{d4}", roles: [chat-small] }}] }}
-  - {{ id: tenant-b, region: eu, api_keys: [{{ name: k, sha256: "{d1}" }}] }}
+  - {{ id: tenant-eu, region: eu, api_keys: [{{ name: k, sha256: "{d0}" }}, {{ name: chat-only, sha256: "{d4}", roles: [chat-small] }}, {{ name: admin, sha256: "{d5}", roles: [tenant-admin] }}, {{ name: viewer, sha256: "{d7}", roles: [tenant-viewer] }}] }}
+  - {{ id: tenant-b, region: eu, api_keys: [{{ name: k, sha256: "{d1}" }}, {{ name: admin, sha256: "{d6}", roles: [tenant-admin] }}] }}
   - {{ id: tenant-us, region: us, api_keys: [{{ name: k, sha256: "{d2}" }}] }}
   - {{ id: tenant-limited, region: eu, limits: {limited}, api_keys: [{{ name: k, sha256: "{d3}" }}] }}
 "#,
@@ -212,6 +219,9 @@ tenants:
                 d2 = keys[2].1,
                 d3 = keys[3].1,
                 d4 = keys[4].1,
+                d5 = keys[5].1,
+                d6 = keys[6].1,
+                d7 = keys[7].1,
                 limited = setup.limited,
             );
             if !has("routes:") {
@@ -222,6 +232,7 @@ tenants:
         };
         // Regions first (their URLs go into the edge's config); the placeholder URLs in
         // their own copy are never used by a regional backend.
+        let base_env: Vec<(String, String)> = vec![("MERIDIAN_TEST_PROVIDER_KEY".into(), "mock-key".into()), ("MERIDIAN_INTERNAL_SECRET".into(), INTERNAL_SECRET.into()), ("JWT_HMAC".into(), "unused".into())];
         let regional = |region: &str| {
             let dir = std::env::temp_dir().join("meridian-e2e");
             std::fs::create_dir_all(&dir).unwrap();
@@ -233,11 +244,13 @@ tenants:
                 c.envs(setup.eu_extra.1.iter().map(|(k, v)| (k, v)));
             }
             std::fs::write(&path, text).unwrap();
-            c.arg("serve").arg("--config").arg(&path).env("MERIDIAN_TEST_PROVIDER_KEY", "mock-key").env("MERIDIAN_INTERNAL_SECRET", INTERNAL_SECRET).env("JWT_HMAC", "unused");
-            Proc::spawn(c, &format!("regional-{region}"))
+            c.arg("serve").arg("--config").arg(&path).envs(base_env.iter().map(|(k, v)| (k, v)));
+            (Proc::spawn(c, &format!("regional-{region}")), path)
         };
-        let eu = regional("eu");
-        let us = regional("us");
+        let (eu, eu_config) = regional("eu");
+        let (us, _) = regional("us");
+        let mut eu_env = base_env.clone();
+        eu_env.extend(setup.eu_extra.1.iter().cloned());
         let edge_cfg = config("eu", &eu.url, &us.url);
         let edge = start_workerd(&edge_cfg, &[("MERIDIAN_TEST_PROVIDER_KEY", "mock-key"), ("MERIDIAN_INTERNAL_SECRET", INTERNAL_SECRET), ("JWT_HMAC", &idp.hmac_secret)]);
         EdgeStack {
@@ -251,6 +264,11 @@ tenants:
             key_us: keys[2].0.clone(),
             key_limited: keys[3].0.clone(),
             key_chat_only: keys[4].0.clone(),
+            key_admin: keys[5].0.clone(),
+            key_b_admin: keys[6].0.clone(),
+            key_viewer: keys[7].0.clone(),
+            eu_config,
+            eu_env,
             http: reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap(),
         }
     }
