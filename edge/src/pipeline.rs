@@ -21,7 +21,7 @@
 
 use std::rc::Rc;
 
-use meridian_shared::api::{parse_json, validate_chat, ChatRequest, ChatResponse, GatewayError, Usage};
+use meridian_shared::api::{parse_json, validate_chat, ChatRequest, ChatResponse, GatewayError};
 use meridian_shared::auth::{roles_allow, Principal, RouteClass};
 use meridian_shared::cache::semantic::{Lookup, THRESHOLD_HEADER};
 use meridian_shared::cache::{cache_key, is_cacheable, CachedAnswer};
@@ -100,12 +100,6 @@ async fn read_chat(mut req: Request, s: &Settings) -> Result<ChatRequest, Gatewa
     Ok(chat)
 }
 
-/// Prompt tokens estimated at four bytes each, plus the output cap.
-fn estimate_tokens(req: &ChatRequest, s: &Settings) -> u64 {
-    let prompt: usize = req.messages.iter().map(|m| m.text_content().len()).sum();
-    (prompt / 4) as u64 + u64::from(req.output_cap().unwrap_or(s.config.limits.default_max_tokens))
-}
-
 
 async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: Principal, mut trace: Trace) -> Response {
     let cache_mode = cache::mode(&req);
@@ -125,8 +119,8 @@ async fn chat(req: Request, env: Env, ctx: Context, s: Rc<Settings>, principal: 
     let tenant_limits = tenant.map(|t| t.limits).unwrap_or_default();
 
     // 5: reserve the estimate.
-    let est_tokens = estimate_tokens(&chat, &s);
-    let est_cost = model.deployments.first().and_then(|&d| meridian_shared::drive::cost(&s.router.deployments[d], &s.prices, &s.router.deployments[d].model, &Usage::new(est_tokens, 0))).unwrap_or(0.0);
+    let est_tokens = meridian_shared::ratelimit::estimate_tokens(&chat, s.config.limits.default_max_tokens);
+    let est_cost = meridian_shared::drive::estimated_cost(&s.router, &s.prices, model, est_tokens);
     let reservation = match limits::reserve(&env, &principal.tenant, &tenant_limits, &principal.key_name, &chat.model, est_tokens, est_cost).await {
         Ok((r, h)) => {
             trace.limit_headers = h;

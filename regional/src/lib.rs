@@ -29,4 +29,5 @@ pub mod rag;
 pub mod semantic_cache;
 pub mod serve;
 pub mod state;
+pub mod tenant_limits;
 pub mod usage;

@@ -32,6 +32,10 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     let mut state = AppState::new(cfg)?;
     if let Some(dp) = state.config.data_plane.clone() {
         state.data = Some(Arc::new(DataPlane::open(&state.config, &dp).await.map_err(|e| format!("data plane: {e}"))?));
+        if let Ok(url) = crate::media_plane::redis_url(&dp) {
+            let redis = crate::media::queue::connect(&url).await.map_err(|e| format!("cannot connect to Redis for tenant limits: {e}"))?;
+            state.tenant_limits = crate::tenant_limits::TenantLimiter::shared(redis, state.region());
+        }
         if state.config.media.is_some() {
             state.media = Some(Arc::new(MediaPlane::open(&state.config, &dp).await.map_err(|e| format!("media: {e}"))?));
         }

@@ -20,6 +20,9 @@ pub struct AppState {
     clients: HashMap<String, reqwest::Client>,
     keys: HashMap<ApiKeyDigest, Principal>,
     pub limiter: Box<dyn RateLimiter>,
+    /// Tenant limits and budgets (`tenants[].limits`): in Redis, shared by the region's
+    /// replicas, when the data plane has Redis; else process-local.
+    pub tenant_limits: crate::tenant_limits::TenantLimiter,
     /// The secret the edge presents on forwarded requests and usage events.
     pub internal_secret: Option<String>,
     pub usage: std::sync::Arc<crate::usage::UsageStore>,
@@ -59,7 +62,7 @@ impl AppState {
             None => None,
         };
         let resolver = crate::control::resolve::Resolver::new(config.control.key_cache_ms, config.control.max_cached_keys);
-        Ok(AppState { router, prices: PriceTable::default(), clients, keys, limiter, internal_secret, usage: Default::default(), data: None, media: None, resolver, started: Instant::now(), config })
+        Ok(AppState { router, prices: PriceTable::default(), clients, keys, limiter, tenant_limits: crate::tenant_limits::TenantLimiter::local(), internal_secret, usage: Default::default(), data: None, media: None, resolver, started: Instant::now(), config })
     }
 
     /// Monotonic milliseconds since start: the clock handed to the sans-I/O core.

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use meridian_shared::api::{ChatRequest, GatewayError};
 use meridian_shared::auth::{roles_allow, Principal, RouteClass};
 use meridian_shared::cache::CachedAnswer;
-use meridian_shared::drive::ChatCall;
+use meridian_shared::drive::{estimated_cost, ChatCall};
+use meridian_shared::ratelimit::{estimate_tokens, ReserveRequest};
 use meridian_shared::routing::ModelRoute;
 
 use super::upstream::unix_ms;
@@ -20,6 +21,7 @@ use crate::semantic_cache::lookup::{self as semantic, StoreLater};
 use super::{complete, stream};
 use crate::http::body;
 use crate::state::SharedState;
+use crate::tenant_limits::Reservation;
 use crate::usage;
 
 /// RBAC and routing shared by every model-addressed endpoint.
@@ -52,31 +54,70 @@ pub async fn handle(State(st): State<SharedState>, req: Request) -> Response {
         Ok(m) => m,
         Err(e) => return e.into_response(),
     };
+    let (reservation, trace) = match reserve(&st, &principal, model, &chat, trace).await {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
     match semantic::lookup(&st, &principal, &chat, &headers, &trace).await {
-        semantic::HitOrMiss::Hit(resp) => resp,
-        semantic::HitOrMiss::Miss(pending) => route(&st, model, principal, chat, trace, pending).await,
+        semantic::HitOrMiss::Hit(resp) => {
+            if let Some(r) = &reservation {
+                st.tenant_limits.settle(r, 0, 0.0).await;
+            }
+            resp
+        }
+        semantic::HitOrMiss::Miss(pending) => route(&st, model, principal, chat, trace, pending, reservation).await,
+    }
+}
+
+/// Reserves the call against the tenant's limits and budget (`tenants[].limits`; shared
+/// by the region's replicas): the reservation to settle, with the `x-ratelimit-*`
+/// headers on the trace; or the 429.
+async fn reserve(st: &SharedState, p: &Principal, model: &ModelRoute, chat: &ChatRequest, mut trace: Trace) -> Result<(Option<Reservation>, Trace), Response> {
+    let Some(limits) = st.config.tenant(&p.tenant).map(|t| &t.limits).filter(|l| !l.is_empty()) else { return Ok((None, trace)) };
+    let tokens = estimate_tokens(chat, st.config.limits.default_max_tokens);
+    let req = ReserveRequest::new(&p.key_name, &chat.model, tokens, estimated_cost(&st.router, &st.prices, model, tokens), unix_ms());
+    match st.tenant_limits.reserve(&p.tenant, limits, &req, unix_ms()).await {
+        Ok(Some((r, outcome))) => match outcome.admitted() {
+            Ok((_, headers)) => {
+                trace.limit_headers = headers;
+                Ok((Some(r), trace))
+            }
+            Err(refusal) => Err(ApiError::from(refusal.error).with_headers(refusal.headers).into_response()),
+        },
+        Ok(None) => Ok((None, trace)),
+        Err(e) => Err(ApiError::from(e).into_response()),
     }
 }
 
 /// Steps 4 and 8 onwards for a parsed, validated request: RBAC, route, then the
 /// non-streaming or streaming driver. Chatbots enter here with their grounded request.
 pub async fn serve(st: SharedState, principal: Principal, chat: ChatRequest, trace: Trace) -> Response {
-    match authorise(&st, &principal, RouteClass::Chat, &chat.model) {
-        Ok(model) => route(&st, model, principal, chat, trace, None).await,
-        Err(e) => e.into_response(),
+    let model = match authorise(&st, &principal, RouteClass::Chat, &chat.model) {
+        Ok(model) => model,
+        Err(e) => return e.into_response(),
+    };
+    match reserve(&st, &principal, model, &chat, trace).await {
+        Ok((reservation, trace)) => route(&st, model, principal, chat, trace, None, reservation).await,
+        Err(refused) => refused,
     }
 }
 
 /// Step 8 onwards for an authorised request, storing the finished answer in the
-/// semantic cache when `pending` says so.
-async fn route(st: &SharedState, model: &Arc<ModelRoute>, principal: Principal, chat: ChatRequest, trace: Trace, pending: Option<StoreLater>) -> Response {
+/// semantic cache when `pending` says so, and settling the reservation with the real
+/// usage before the answer leaves.
+async fn route(st: &SharedState, model: &Arc<ModelRoute>, principal: Principal, chat: ChatRequest, trace: Trace, pending: Option<StoreLater>, reservation: Option<Reservation>) -> Response {
     tracing::Span::current().record("model", chat.model.as_str());
     let region = st.tenant_in_region_only(&principal.tenant).then_some(principal.home_region);
     if chat.is_stream() {
-        return stream::respond(st.clone(), stream::StreamedChat { req: chat, model: model.clone(), principal, region, pending }, trace).await;
+        return stream::respond(st.clone(), stream::StreamedChat { req: chat, model: model.clone(), principal, region, pending, reservation }, trace).await;
     }
     let mut trace = trace;
-    match complete::run(st, ChatCall(&chat), model, region, &mut trace).await {
+    let result = complete::run(st, ChatCall(&chat), model, region, &mut trace).await;
+    if let Some(r) = &reservation {
+        let (tokens, cost) = result.as_ref().map_or((0, 0.0), |a| (a.output.usage.unwrap_or_default().total_tokens, a.cost_usd.unwrap_or(0.0)));
+        st.tenant_limits.settle(r, tokens, cost).await;
+    }
+    match result {
         Ok(answer) => {
             let resp = answer.output;
             let dep = &st.router.deployments[answer.deployment];

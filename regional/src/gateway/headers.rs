@@ -15,11 +15,13 @@ pub struct Trace {
     pub provider: Option<String>,
     /// The caller's `x-meridian-feature` tag, carried into the usage event.
     pub feature: Option<String>,
+    /// `x-ratelimit-*` of the tenant limits that applied.
+    pub limit_headers: Vec<(&'static str, String)>,
 }
 
 impl Default for Trace {
     fn default() -> Self {
-        Trace { started: Instant::now(), upstream_ms: 0.0, attempts: 0, deployment: None, provider: None, feature: None }
+        Trace { started: Instant::now(), upstream_ms: 0.0, attempts: 0, deployment: None, provider: None, feature: None, limit_headers: Vec::new() }
     }
 }
 
@@ -55,6 +57,7 @@ impl Trace {
         if let Some(d) = &self.deployment {
             h.push(("x-meridian-deployment", d.clone()));
         }
+        h.extend(self.limit_headers.iter().cloned());
         h
     }
 }

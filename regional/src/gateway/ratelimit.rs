@@ -21,9 +21,12 @@ pub async fn layer(State(st): State<SharedState>, req: Request, next: Next) -> R
         Decision::Allow { remaining, reset_ms, .. } => {
             let mut resp = next.run(req).await;
             let h = resp.headers_mut();
-            h.insert("x-ratelimit-limit-requests", HeaderValue::from_str(&limit).unwrap());
-            h.insert("x-ratelimit-remaining-requests", HeaderValue::from(remaining));
-            h.insert("x-ratelimit-reset-requests", HeaderValue::from_str(&format!("{reset_ms}ms")).unwrap());
+            // The tenant's own limits, when they applied, are the ones a client must see.
+            if !h.contains_key("x-ratelimit-limit-requests") {
+                h.insert("x-ratelimit-limit-requests", HeaderValue::from_str(&limit).unwrap());
+                h.insert("x-ratelimit-remaining-requests", HeaderValue::from(remaining));
+                h.insert("x-ratelimit-reset-requests", HeaderValue::from_str(&format!("{reset_ms}ms")).unwrap());
+            }
             resp
         }
         Decision::Deny { retry_after_ms, reset_ms } => {

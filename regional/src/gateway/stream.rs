@@ -63,6 +63,8 @@ pub struct StreamedChat {
     pub principal: Principal,
     pub region: Option<Region>,
     pub pending: Option<crate::semantic_cache::StoreLater>,
+    /// The tenant-limits reservation, settled before the answer's last frame.
+    pub reservation: Option<crate::tenant_limits::Reservation>,
 }
 
 /// One attempt: send, then feed the stream to the driver until it says the attempt is over.
@@ -103,7 +105,16 @@ async fn attempt(http: &reqwest::Client, o: Outbound, d: &mut Stream<'_>, client
 }
 
 async fn pump(st: SharedState, chat: StreamedChat, mut trace: Trace, mut client: Client) {
-    let StreamedChat { req, model, principal, region, pending } = chat;
+    let StreamedChat { req, model, principal, region, pending, reservation } = chat;
+    let settle = |f: Option<&meridian_shared::drive::Finished>| {
+        let (tokens, cost) = f.map_or((0, 0.0), |f| (f.usage.total_tokens, f.cost_usd.unwrap_or(0.0)));
+        let (st, r) = (st.clone(), reservation.clone());
+        async move {
+            if let Some(r) = r {
+                st.tenant_limits.settle(&r, tokens, cost).await;
+            }
+        }
+    };
     let ctx = Context::new(&st.config, &st.router, &st.prices, &model);
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let mut d = Stream::new(ctx, req, &model, region, id, pending.is_some(), Start { now_ms: unix_ms(), seed: rand::random() });
@@ -132,7 +143,9 @@ async fn pump(st: SharedState, chat: StreamedChat, mut trace: Trace, mut client:
                     d.on_client_gone(unix_ms());
                     tracing::info!(tokens_sent = d.relay().tokens_sent(), "client went away; upstream request cancelled");
                     // What it received is billed.
-                    if let Some(f) = d.interrupted() {
+                    let f = d.interrupted();
+                    settle(f.as_ref()).await;
+                    if let Some(f) = f {
                         usage::emit(usage_event(&f, &trace));
                     }
                 }
@@ -143,6 +156,7 @@ async fn pump(st: SharedState, chat: StreamedChat, mut trace: Trace, mut client:
             }
             StreamStep::Done(f) => {
                 let event = usage_event(&f, &trace);
+                settle(Some(&f)).await;
                 d.close(&f, &mut client.frames);
                 let delivered = client.flush(true, &trace).await.is_ok();
                 // The answer finished: cache it for replay as SSE.
@@ -156,6 +170,9 @@ async fn pump(st: SharedState, chat: StreamedChat, mut trace: Trace, mut client:
             }
             StreamStep::GiveUp(e) => {
                 observability::attempts(&d.attempts().take_events(), st.region());
+                // Settled before the client hears of it, so its next request sees the limits right.
+                let f = d.interrupted();
+                settle(f.as_ref()).await;
                 match client.commit.take() {
                     Some(c) => {
                         let _ = c.send(Err(ApiError::from(GatewayError::from_upstream(&e)).with_headers(trace.headers())));
@@ -164,7 +181,7 @@ async fn pump(st: SharedState, chat: StreamedChat, mut trace: Trace, mut client:
                         let _ = client.tx.send(Bytes::from(StreamRelay::error_frame(&e))).await;
                     }
                 }
-                if let Some(f) = d.interrupted() {
+                if let Some(f) = f {
                     usage::emit(usage_event(&f, &trace));
                 }
                 return;

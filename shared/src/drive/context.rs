@@ -32,6 +32,12 @@ pub fn cost(d: &Deployment, prices: &PriceTable, model: &str, u: &Usage) -> Opti
     d.price.or_else(|| prices.lookup(model)).map(|p| p.cost(u))
 }
 
+/// What a call of `tokens` tokens is estimated to cost before it is made: at the price of
+/// the model's first deployment (the reservation a budget holds until the call settles).
+pub fn estimated_cost(router: &Router, prices: &PriceTable, model: &ModelRoute, tokens: u64) -> f64 {
+    model.deployments.first().and_then(|&d| cost(&router.deployments[d], prices, &router.deployments[d].model, &Usage::new(tokens, 0))).unwrap_or(0.0)
+}
+
 /// A transport failure before any response: refused or reset connections are transient;
 /// a connect timeout is its own class.
 pub fn transport_error(message: impl Into<String>, connect_timeout: bool) -> UpstreamError {

@@ -29,7 +29,7 @@ mod stream;
 
 pub use attempts::{Attempts, Next, Turn};
 pub use complete::{Answered, Call, ChatCall, Complete, EmbedCall, Outbound, Step};
-pub use context::{cost, transport_error, Context};
+pub use context::{cost, estimated_cost, transport_error, Context};
 pub use continuation::{continuation, Continuation, CONTINUE_INSTRUCTION};
 pub use log::AttemptEvent;
 pub use rng::Rng;

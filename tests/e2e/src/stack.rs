@@ -114,6 +114,13 @@ tenants:
         format!("{}{path}", self.gw.url)
     }
 
+    /// Another replica of the regional backend: the same config, the same stores.
+    pub fn replica(&self) -> Proc {
+        let mut c = Command::new(bin("meridian-regional"));
+        c.arg("serve").arg("--config").arg(&self.config_path).envs(self.env.iter().map(|(k, v)| (k, v)));
+        Proc::spawn(c, "regional-replica")
+    }
+
     /// A media worker process for `queue` (image, audio, video) on this stack's config.
     pub fn start_worker(&self, queue: &str) -> Proc {
         self.start_worker_with(queue, &[])
