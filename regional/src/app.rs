@@ -52,6 +52,7 @@ pub fn router(st: SharedState, metrics: PrometheusHandle) -> Router {
         .route("/v1/embeddings", post(embeddings::handle))
         .route("/v1/models", get(models::list))
         .route("/v1/admin/usage", get(admin::usage::report))
+        .route("/v1/admin/usage/summary", get(admin::usage::summary))
         .route("/v1/admin/keys", post(control::rest::create).get(control::rest::list))
         .route("/v1/admin/keys/{id}", get(control::rest::get).patch(control::rest::update).delete(control::rest::revoke))
         .route("/v1/admin/keys/{id}/rotate", post(control::rest::rotate))

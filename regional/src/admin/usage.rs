@@ -1,5 +1,6 @@
-//! `GET /v1/admin/usage` (the caller's tenant only) and `POST /internal/usage` (events
-//! the edge sends with its secret; refused for tenants homed in another region).
+//! `GET /v1/admin/usage` (the caller's tenant's recent events), `GET
+//! /v1/admin/usage/summary` (aggregates from the rollups) and `POST /internal/usage`
+//! (events the edge sends with its secret; refused for tenants homed in another region).
 
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
@@ -34,6 +35,38 @@ pub async fn report(State(st): State<SharedState>, Extension(p): Extension<Princ
     Json(json!({"region": st.config.server.region, "tenant": p.tenant, "total_cost_usd": cost, "events": events, "media": media})).into_response()
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryQuery {
+    /// Unix seconds; default: 30 days before `end_time`.
+    start_time: Option<i64>,
+    /// Unix seconds, exclusive; default: now.
+    end_time: Option<i64>,
+    group_by: Option<crate::usage::rollup::GroupBy>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/admin/usage/summary?start_time&end_time&group_by=day|hour|model|feature|user&limit`:
+/// the caller's tenant, from the rollups.
+pub async fn summary(State(st): State<SharedState>, Extension(p): Extension<Principal>, q: Result<axum::extract::Query<SummaryQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+    use crate::usage::rollup::{self, GroupBy};
+    let result = async {
+        let axum::extract::Query(q) = q.map_err(|e| GatewayError::invalid(format!("query string: {}", e.body_text())))?;
+        let dp = st.data.as_deref().ok_or_else(|| GatewayError::Unavailable("this region has no data plane configured".into()))?;
+        let end = q.end_time.unwrap_or_else(|| crate::clock::unix_secs() as i64 + 1);
+        let start = q.start_time.unwrap_or(end - 30 * 86_400);
+        let by = q.group_by.unwrap_or(GroupBy::Day);
+        let rows = rollup::summary(&dp.db, &p.tenant, start, end, by, q.limit.unwrap_or(100)).await?;
+        let total_cost: f64 = rows.iter().map(|r| r.cost_usd).sum();
+        Ok::<_, GatewayError>(Json(json!({"object": "usage.summary", "tenant": p.tenant, "start_time": start, "end_time": end, "group_by": by, "data": rows, "total_cost_usd": total_cost})))
+    }
+    .await;
+    match result {
+        Ok(j) => j.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
 pub async fn ingest(State(st): State<SharedState>, headers: HeaderMap, req: Request) -> Response {
     if let Err(e) = crate::internal::check(&st, &headers) {
         return ApiError::from(e).into_response();
@@ -49,7 +82,8 @@ pub async fn ingest(State(st): State<SharedState>, headers: HeaderMap, req: Requ
             crate::semantic_cache::record(&e.tenant, &e.via, l);
         }
         crate::observability::attempts(&e.attempts, &e.via);
-        st.usage.add(e);
+        // The same path as this region's own events: the store, PostgreSQL, the rollups.
+        crate::usage::emit(e);
         Ok::<_, GatewayError>(())
     }
     .await;

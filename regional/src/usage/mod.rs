@@ -1,9 +1,11 @@
 //! Step 11: usage events (the shared [`UsageEvent`]) emitted off the hot path through a
 //! bounded queue, drained by a background task that logs, counts and keeps them per
 //! tenant for `GET /v1/admin/usage`, and — where the region has a data plane — writes
-//! them in batches to Postgres (`usage_events`, one tenant transaction per tenant per
-//! batch). Events the edge sends arrive through `POST /internal/usage` and join the same
-//! path.
+//! them in batches to Postgres (`usage_events`, and the [`rollup`] counters every usage
+//! report reads; one tenant transaction per tenant per batch). Events the edge sends
+//! arrive through `POST /internal/usage` and join the same path.
+
+pub mod rollup;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -58,13 +60,16 @@ const BATCH: usize = 500;
 
 /// Writes a batch, grouped by tenant, each group in that tenant's transaction.
 async fn persist(db: &crate::db::Db, batch: &[UsageEvent]) {
-    let mut by_tenant: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut by_tenant: HashMap<&str, Vec<&UsageEvent>> = HashMap::new();
     for e in batch {
-        by_tenant.entry(e.tenant.as_str()).or_default().push(serde_json::to_string(e).unwrap_or_default());
+        by_tenant.entry(e.tenant.as_str()).or_default().push(e);
     }
-    for (tenant, events) in by_tenant {
+    for (tenant, tenant_events) in by_tenant {
+        let events: Vec<String> = tenant_events.iter().map(|e| serde_json::to_string(e).unwrap_or_default()).collect();
+        let groups = rollup::group(&tenant_events);
         let write = async {
             let mut tx = db.tenant_tx(tenant).await?;
+            rollup::add(&mut tx, tenant, &groups).await?;
             sqlx::query("INSERT INTO usage_events (tenant_id, event) SELECT $1, e::jsonb FROM unnest($2::text[]) e").bind(tenant).bind(&events).execute(&mut *tx).await?;
             // The users behind them (API key names, JWT subjects).
             sqlx::query(
