@@ -7,21 +7,13 @@ use std::cell::RefCell;
 
 use jsonwebtoken::jwk::JwkSet;
 use meridian_shared::api::GatewayError;
-use meridian_shared::auth::jwt::{self, JwtError};
+use meridian_shared::auth::jwt::{self, CachedJwks, JwtError};
 use meridian_shared::auth::{bearer_token, hash_api_key, key_region, Principal};
 use meridian_shared::control::key_cache::{KeyCache, ResolvedKey};
 use worker::{Fetch, Request};
 
 use crate::clock::now_ms;
 use crate::settings::Settings;
-
-/// A JWKS miss refetches at most this often, so random `kid`s cannot flood the IdP.
-const JWKS_MIN_REFRESH_MS: u64 = 10_000;
-
-struct CachedJwks {
-    set: JwkSet,
-    fetched_ms: u64,
-}
 
 thread_local! {
     static JWKS: RefCell<Option<CachedJwks>> = const { RefCell::new(None) };
@@ -76,16 +68,7 @@ async fn fetch_jwks(url: &str) -> Result<JwkSet, GatewayError> {
 /// the token names a `kid` the cached set lacks (key rotation).
 async fn jwks_for(url: &str, ttl_ms: u64, token: &str) -> Result<JwkSet, GatewayError> {
     let now = now_ms();
-    let kid = jwt::token_kid(token);
-    let cached = JWKS.with(|c| {
-        c.borrow().as_ref().map(|j| {
-            let fresh = now.saturating_sub(j.fetched_ms) < ttl_ms;
-            let has_kid = kid.as_deref().is_none_or(|k| j.set.find(k).is_some());
-            let may_refresh = now.saturating_sub(j.fetched_ms) >= JWKS_MIN_REFRESH_MS;
-            (j.set.clone(), fresh && (has_kid || !may_refresh))
-        })
-    });
-    if let Some((set, true)) = cached {
+    if let Some(set) = JWKS.with(|c| c.borrow().as_ref().filter(|j| j.serves(token, now, ttl_ms)).map(|j| j.set.clone())) {
         return Ok(set);
     }
     let set = fetch_jwks(url).await?;

@@ -32,6 +32,9 @@ pub struct AppState {
     pub media: Option<Arc<crate::media_plane::MediaPlane>>,
     /// Runtime-issued keys this process resolved (found or not), for `control.key_cache_ms`.
     pub resolver: crate::control::resolve::Resolver,
+    /// The secret for HS* JWTs (`jwt.hmac_secret_env`), and the issuer's key set.
+    pub jwt_hmac: Option<Vec<u8>>,
+    pub jwks: crate::gateway::jwks::Jwks,
     started: Instant,
 }
 
@@ -62,7 +65,11 @@ impl AppState {
             None => None,
         };
         let resolver = crate::control::resolve::Resolver::new(config.control.key_cache_ms, config.control.max_cached_keys);
-        Ok(AppState { router, prices: PriceTable::default(), clients, keys, limiter, tenant_limits: crate::tenant_limits::TenantLimiter::local(), internal_secret, usage: Default::default(), data: None, media: None, resolver, started: Instant::now(), config })
+        let jwt_hmac = match config.jwt.as_ref().and_then(|j| j.hmac_secret_env.as_ref()) {
+            Some(var) => Some(std::env::var(var).map_err(|_| format!("jwt.hmac_secret_env: environment variable {var} is not set"))?.into_bytes()),
+            None => None,
+        };
+        Ok(AppState { router, prices: PriceTable::default(), clients, keys, limiter, tenant_limits: crate::tenant_limits::TenantLimiter::local(), internal_secret, usage: Default::default(), data: None, media: None, resolver, jwt_hmac, jwks: Default::default(), started: Instant::now(), config })
     }
 
     /// Monotonic milliseconds since start: the clock handed to the sans-I/O core.

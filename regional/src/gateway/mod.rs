@@ -6,6 +6,7 @@ pub mod complete;
 pub mod embeddings;
 pub mod headers;
 pub mod identity;
+pub mod jwks;
 pub mod models;
 pub mod observe;
 pub mod ratelimit;

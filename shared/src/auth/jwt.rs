@@ -8,7 +8,8 @@
 //! bad signature, expired, not yet valid, wrong issuer or audience, malformed tokens.
 
 use base64::Engine as _;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::jwk::Jwk;
+pub use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -145,6 +146,27 @@ fn peek_header(token: &str) -> Result<Header, JwtError> {
     };
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).map_err(|_| JwtError::Malformed("header is not base64url".into()))?;
     serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed("header is not JSON".into()))
+}
+
+/// A JWKS miss refetches at most this often, so random `kid`s cannot flood the IdP.
+pub const JWKS_MIN_REFRESH_MS: u64 = 10_000;
+
+/// A host's copy of the issuer's JWKS and when it was fetched.
+#[derive(Debug, Clone)]
+pub struct CachedJwks {
+    pub set: JwkSet,
+    pub fetched_ms: u64,
+}
+
+impl CachedJwks {
+    /// Whether this copy may verify `token` at `now_ms`: fresh (within `ttl_ms`), and it
+    /// knows the token's `kid` — or an unknown `kid` was refetched too recently to ask
+    /// again (key rotation is picked up within [`JWKS_MIN_REFRESH_MS`]).
+    pub fn serves(&self, token: &str, now_ms: u64, ttl_ms: u64) -> bool {
+        let age = now_ms.saturating_sub(self.fetched_ms);
+        let has_kid = token_kid(token).as_deref().is_none_or(|k| self.set.find(k).is_some());
+        age < ttl_ms && (has_kid || age < JWKS_MIN_REFRESH_MS)
+    }
 }
 
 /// The key id a token names, for hosts that refresh their JWKS on an unknown `kid`.

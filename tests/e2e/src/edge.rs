@@ -232,7 +232,7 @@ tenants:
         };
         // Regions first (their URLs go into the edge's config); the placeholder URLs in
         // their own copy are never used by a regional backend.
-        let base_env: Vec<(String, String)> = vec![("MERIDIAN_TEST_PROVIDER_KEY".into(), "mock-key".into()), ("MERIDIAN_INTERNAL_SECRET".into(), INTERNAL_SECRET.into()), ("JWT_HMAC".into(), "unused".into())];
+        let base_env: Vec<(String, String)> = vec![("MERIDIAN_TEST_PROVIDER_KEY".into(), "mock-key".into()), ("MERIDIAN_INTERNAL_SECRET".into(), INTERNAL_SECRET.into()), ("JWT_HMAC".into(), idp.hmac_secret.clone())];
         let regional = |region: &str| {
             let dir = std::env::temp_dir().join("meridian-e2e");
             std::fs::create_dir_all(&dir).unwrap();

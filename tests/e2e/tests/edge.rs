@@ -420,3 +420,33 @@ async fn both_hosts_list_the_same_models_for_a_role() {
         assert_eq!(at_edge, at_region, "the edge and the region give the same answer");
     }
 }
+
+#[tokio::test]
+async fn a_jwt_gets_the_same_answer_from_the_edge_and_from_its_region() {
+    let s = stack("ok").await;
+    let claims = EdgeStack::claims("tenant-eu", &["admin"]);
+    let mut expired = claims.clone();
+    expired["exp"] = json!(expired["iat"].as_u64().unwrap() - 60);
+    let mut wrong_aud = claims.clone();
+    wrong_aud["aud"] = json!("someone-else");
+    let us_tenant = EdgeStack::claims("tenant-us", &["admin"]);
+    let cases = [
+        ("HS256", s.idp.sign_hs256(&claims), 200),
+        ("RS256", s.idp.sign("rsa-1", &claims), 200),
+        ("ES256", s.idp.sign("ec-1", &claims), 200),
+        ("EdDSA", s.idp.sign("ed-1", &claims), 200),
+        ("expired", s.idp.sign("rsa-1", &expired), 401),
+        ("wrong audience", s.idp.sign("ec-1", &wrong_aud), 401),
+        ("algorithm confusion", s.idp.forge_confused(&claims), 401),
+    ];
+    for (name, token, status) in cases {
+        let body = json!({"model": "m", "messages": user(name)});
+        let at_edge = s.chat(&token, body.clone()).await.status().as_u16();
+        let at_region = s.http.post(format!("{}/v1/chat/completions", s.eu.url)).bearer_auth(&token).json(&body).send().await.unwrap().status().as_u16();
+        assert_eq!((at_edge, at_region), (status, status), "{name}: the edge and the region apply one policy");
+    }
+    // A US tenant's valid token: the edge routes it to the US region; the EU region refuses it.
+    let token = s.idp.sign("rsa-1", &us_tenant);
+    let r = s.http.post(format!("{}/v1/chat/completions", s.eu.url)).bearer_auth(&token).json(&json!({"model": "m", "messages": user("x")})).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+}
