@@ -106,6 +106,19 @@ impl KeyStore<'_> {
         }
     }
 
+    /// The tenant's transaction with key `id` locked, if it may be changed: issued here,
+    /// not revoked, and — with `If-Match` (required when `must_match`) — not changed since.
+    async fn changing(&self, tenant: &str, id: &str, if_match_header: Option<&str>, must_match: bool) -> Result<(Transaction<'static, Postgres>, KeyView, Uuid), GatewayError> {
+        let mut tx = self.db.tenant_tx(tenant).await.map_err(store_error)?;
+        let before = Self::locked(&mut tx, id).await?;
+        Self::changeable(&before)?;
+        if must_match || if_match_header.is_some() {
+            Self::precondition(&before, if_match_header)?;
+        }
+        let uuid: Uuid = before.id.parse().map_err(|_| not_found(id))?;
+        Ok((tx, before, uuid))
+    }
+
     pub async fn create(&self, who: &Actor, req: &CreateKey, idempotency_key: Option<&str>, random: [u8; 32]) -> Result<Issued, GatewayError> {
         let mut tx = self.db.tenant_tx(&who.tenant).await.map_err(store_error)?;
         let request_digest = Sha256::digest(serde_json::to_vec(req).unwrap_or_default()).to_vec();
@@ -176,16 +189,13 @@ impl KeyStore<'_> {
     }
 
     pub async fn update(&self, who: &Actor, id: &str, patch: &UpdateKey, if_match_header: Option<&str>) -> Result<KeyView, GatewayError> {
-        let mut tx = self.db.tenant_tx(&who.tenant).await.map_err(store_error)?;
-        let before = Self::locked(&mut tx, id).await?;
-        Self::changeable(&before)?;
-        Self::precondition(&before, if_match_header)?;
+        let (mut tx, before, uuid) = self.changing(&who.tenant, id, if_match_header, true).await?;
         let row = sqlx::query(&format!(
             "UPDATE api_keys SET name = COALESCE($2, name), roles = CASE WHEN $3 THEN $4 ELSE roles END,
                  expires_at = CASE WHEN $5 THEN now() + make_interval(secs => $6) ELSE expires_at END, version = version + 1
              WHERE id = $1 RETURNING {COLUMNS}"
         ))
-        .bind(before.id.parse::<Uuid>().map_err(|_| not_found(id))?)
+        .bind(uuid)
         .bind(&patch.name)
         .bind(patch.roles.is_some())
         .bind(&patch.roles)
@@ -195,19 +205,13 @@ impl KeyStore<'_> {
         .await
         .map_err(store_error)?;
         let after = view(&row);
-        audit::append(&mut tx, &who.tenant, who.entry("key.update", row.get("id"), Some(&json(&before)), Some(&json(&after)))).await.map_err(store_error)?;
+        audit::append(&mut tx, &who.tenant, who.entry("key.update", uuid, Some(&json(&before)), Some(&json(&after)))).await.map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
         Ok(after)
     }
 
     pub async fn revoke(&self, who: &Actor, id: &str, if_match_header: Option<&str>) -> Result<KeyView, GatewayError> {
-        let mut tx = self.db.tenant_tx(&who.tenant).await.map_err(store_error)?;
-        let before = Self::locked(&mut tx, id).await?;
-        Self::changeable(&before)?;
-        if if_match_header.is_some() {
-            Self::precondition(&before, if_match_header)?;
-        }
-        let uuid: Uuid = before.id.parse().map_err(|_| not_found(id))?;
+        let (mut tx, before, uuid) = self.changing(&who.tenant, id, if_match_header, false).await?;
         let row = sqlx::query(&format!("UPDATE api_keys SET revoked_at = now(), version = version + 1 WHERE id = $1 RETURNING {COLUMNS}")).bind(uuid).fetch_one(&mut *tx).await.map_err(store_error)?;
         sqlx::query("DELETE FROM api_key_overlaps WHERE key_id = $1").bind(uuid).execute(&mut *tx).await.map_err(store_error)?;
         let after = view(&row);
@@ -219,13 +223,7 @@ impl KeyStore<'_> {
     /// A new secret for the key; the previous one keeps working for the overlap.
     pub async fn rotate(&self, who: &Actor, id: &str, req: &RotateKey, if_match_header: Option<&str>, random: [u8; 32]) -> Result<Issued, GatewayError> {
         let overlap = req.overlap()?;
-        let mut tx = self.db.tenant_tx(&who.tenant).await.map_err(store_error)?;
-        let before = Self::locked(&mut tx, id).await?;
-        Self::changeable(&before)?;
-        if if_match_header.is_some() {
-            Self::precondition(&before, if_match_header)?;
-        }
-        let uuid: Uuid = before.id.parse().map_err(|_| not_found(id))?;
+        let (mut tx, before, uuid) = self.changing(&who.tenant, id, if_match_header, false).await?;
         let secret = new_api_key(self.region, random);
         let digest = hash_api_key(&secret);
         if overlap > 0 {

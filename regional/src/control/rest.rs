@@ -71,6 +71,14 @@ fn with_etag(status: StatusCode, k: &KeyView, body: serde_json::Value) -> Respon
     r
 }
 
+/// A key with its ETag, or the error.
+fn key_response(result: Result<KeyView, ApiError>) -> Response {
+    match result {
+        Ok(k) => with_etag(StatusCode::OK, &k, serde_json::to_value(&k).unwrap_or_default()),
+        Err(e) => e.into_response(),
+    }
+}
+
 fn issued(i: Issued, created: StatusCode) -> Response {
     let mut body = serde_json::to_value(&i.key).unwrap_or_default();
     body["secret"] = json!(i.secret);
@@ -145,10 +153,7 @@ pub async fn get(State(st): State<SharedState>, c: Caller, Path(id): Path<String
         Ok::<_, ApiError>(store(&st, dp).get(&c.0.tenant, &id).await?)
     }
     .await;
-    match result {
-        Ok(k) => with_etag(StatusCode::OK, &k, serde_json::to_value(&k).unwrap_or_default()),
-        Err(e) => e.into_response(),
-    }
+    key_response(result)
 }
 
 pub async fn update(State(st): State<SharedState>, c: Caller, Path(id): Path<String>, headers: HeaderMap, req: Request) -> Response {
@@ -161,10 +166,7 @@ pub async fn update(State(st): State<SharedState>, c: Caller, Path(id): Path<Str
         Ok::<_, ApiError>(k)
     }
     .await;
-    match result {
-        Ok(k) => with_etag(StatusCode::OK, &k, serde_json::to_value(&k).unwrap_or_default()),
-        Err(e) => e.into_response(),
-    }
+    key_response(result)
 }
 
 pub async fn revoke(State(st): State<SharedState>, c: Caller, Path(id): Path<String>, headers: HeaderMap) -> Response {
@@ -175,10 +177,7 @@ pub async fn revoke(State(st): State<SharedState>, c: Caller, Path(id): Path<Str
         Ok::<_, ApiError>(k)
     }
     .await;
-    match result {
-        Ok(k) => with_etag(StatusCode::OK, &k, serde_json::to_value(&k).unwrap_or_default()),
-        Err(e) => e.into_response(),
-    }
+    key_response(result)
 }
 
 pub async fn rotate(State(st): State<SharedState>, c: Caller, Path(id): Path<String>, headers: HeaderMap, req: Request) -> Response {
