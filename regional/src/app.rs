@@ -57,6 +57,7 @@ pub fn router(st: SharedState, metrics: PrometheusHandle) -> Router {
         .route("/v1/admin/keys/{id}", get(control::rest::get).patch(control::rest::update).delete(control::rest::revoke))
         .route("/v1/admin/keys/{id}/rotate", post(control::rest::rotate))
         .route("/v1/admin/audit", get(control::rest::audit))
+        .route("/v1/graphql", post(control::graphql::handle))
         .route("/v1/knowledge-bases", post(knowledge::bases::create).get(knowledge::bases::list))
         .route("/v1/knowledge-bases/{kb}/documents", post(knowledge::documents::upload).get(knowledge::documents::list))
         .route("/v1/knowledge-bases/{kb}/documents/urls", post(knowledge::urls::ingest))

@@ -43,6 +43,8 @@ enum Command {
     CheckConfig { config: PathBuf },
     /// Validate a config file and print it as one line of JSON (for a Worker var).
     ConfigJson { config: PathBuf },
+    /// Print the admin GraphQL schema (SDL), as checked into docs/schema.graphql.
+    GraphqlSchema,
     /// The audit log: `audit verify` checks every chain of the region's tenants (or one).
     Audit {
         #[command(subcommand)]
@@ -98,6 +100,10 @@ async fn main() {
                 cfg.server.listen = l;
             }
             meridian_regional::serve::serve(cfg).await
+        }
+        Command::GraphqlSchema => {
+            print!("{}", meridian_regional::control::graphql::schema(true).sdl());
+            Ok(())
         }
         Command::Audit { command: AuditCommand::Verify { config, tenant } } => match meridian_regional::serve::verify_audit(load(&config), tenant.as_deref()).await {
             Ok(true) => Ok(()),

@@ -35,6 +35,8 @@ pub struct AppState {
     /// The secret for HS* JWTs (`jwt.hmac_secret_env`), and the issuer's key set.
     pub jwt_hmac: Option<Vec<u8>>,
     pub jwks: crate::gateway::jwks::Jwks,
+    /// The admin GraphQL schema (`/v1/graphql`).
+    pub graphql: crate::control::graphql::AdminSchema,
     started: Instant,
 }
 
@@ -69,7 +71,7 @@ impl AppState {
             Some(var) => Some(std::env::var(var).map_err(|_| format!("jwt.hmac_secret_env: environment variable {var} is not set"))?.into_bytes()),
             None => None,
         };
-        Ok(AppState { router, prices: PriceTable::default(), clients, keys, limiter, tenant_limits: crate::tenant_limits::TenantLimiter::local(), internal_secret, usage: Default::default(), data: None, media: None, resolver, jwt_hmac, jwks: Default::default(), started: Instant::now(), config })
+        Ok(AppState { router, prices: PriceTable::default(), clients, keys, limiter, tenant_limits: crate::tenant_limits::TenantLimiter::local(), internal_secret, usage: Default::default(), data: None, media: None, resolver, jwt_hmac, jwks: Default::default(), graphql: crate::control::graphql::schema(config.control.graphql_introspection), started: Instant::now(), config })
     }
 
     /// Monotonic milliseconds since start: the clock handed to the sans-I/O core.

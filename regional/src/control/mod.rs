@@ -8,8 +8,10 @@
 //! | [`resolve`] | resolving a presented key (cached), for this host and the edge |
 //! | [`audit`] | appending to and verifying the audit chain |
 //! | [`rest`] | the admin REST routes over them |
+//! | [`graphql`] | the same objects as a GraphQL schema (`/v1/graphql`) |
 
 pub mod audit;
+pub mod graphql;
 pub mod keys;
 pub mod resolve;
 pub mod rest;

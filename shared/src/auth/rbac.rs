@@ -42,7 +42,7 @@ impl RouteClass {
             _ if p.starts_with("/v1/chatbots") || p.starts_with("/v1/knowledge-bases") || p.starts_with("/v1/rag") => RouteClass::Rag,
             _ if p.starts_with("/v1/chains") => RouteClass::Chains,
             _ if p.starts_with("/v1/images") || p.starts_with("/v1/audio") || p.starts_with("/v1/videos") || p.starts_with("/v1/jobs") => RouteClass::Media,
-            _ if p.starts_with("/v1/admin") => RouteClass::Admin,
+            _ if p.starts_with("/v1/admin") || p == "/v1/graphql" => RouteClass::Admin,
             _ => return None,
         })
     }

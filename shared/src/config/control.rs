@@ -11,10 +11,12 @@ pub struct ControlSettings {
     pub key_cache_ms: u64,
     /// Keys remembered per isolate or process.
     pub max_cached_keys: usize,
+    /// Answer GraphQL introspection queries (off: clients use docs/schema.graphql).
+    pub graphql_introspection: bool,
 }
 
 impl Default for ControlSettings {
     fn default() -> Self {
-        ControlSettings { key_cache_ms: 2_000, max_cached_keys: 100_000 }
+        ControlSettings { key_cache_ms: 2_000, max_cached_keys: 100_000, graphql_introspection: false }
     }
 }

@@ -274,3 +274,56 @@ async fn a_random_key_flood_costs_the_region_one_lookup_per_key_per_period_and_a
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     assert_eq!(chat_status(&s, &secret).await, 503, "past the bound the edge no longer vouches for it");
 }
+
+async fn graphql(s: &EdgeStack, key: &str, query: &str, variables: Value) -> (u16, Value) {
+    let (status, _, v) = send(s, reqwest::Method::POST, "/v1/graphql", key, Some(json!({"query": query, "variables": variables})), &[]).await;
+    (status, v)
+}
+
+#[tokio::test]
+async fn graphql_is_the_same_api_with_the_same_rules() {
+    let (s, _data) = stack().await;
+    let (status, v) = graphql(&s, &s.key_admin, "mutation($n: String!) { createKey(input: {name: $n, roles: [\"admin\"]}) { secret key { id name version } } }", json!({"n": "gql"})).await;
+    assert_eq!(status, 200, "{v}");
+    let secret = v["data"]["createKey"]["secret"].as_str().unwrap().to_string();
+    let id = v["data"]["createKey"]["key"]["id"].as_str().unwrap().to_string();
+    assert_eq!(chat_status(&s, &secret).await, 200, "a key issued over GraphQL works at the edge");
+    // The same objects as REST.
+    let (_, _, rest) = send(&s, reqwest::Method::GET, &format!("/v1/admin/keys/{id}"), &s.key_admin, None, &[]).await;
+    assert_eq!(rest["name"], "gql");
+    let (_, v) = graphql(&s, &s.key_viewer, "{ keys(first: 50) { nodes { id name source } hasMore } audit { action objectId } usage(groupBy: MODEL) { key requests } }", json!({})).await;
+    assert!(v["errors"].is_null(), "{v}");
+    assert!(v["data"]["keys"]["nodes"].as_array().unwrap().iter().any(|k| k["id"] == id.as_str()));
+    assert_eq!(v["data"]["audit"][0]["action"], "key.create");
+    // Viewers cannot mutate; stale versions are refused; errors say why.
+    let (_, v) = graphql(&s, &s.key_viewer, "mutation($id: ID!) { revokeKey(id: $id) { id } }", json!({"id": id})).await;
+    assert_eq!(v["errors"][0]["extensions"]["status"], 403, "{v}");
+    let (_, v) = graphql(&s, &s.key_admin, "mutation($id: ID!) { updateKey(id: $id, ifMatch: 99, input: {name: \"x\"}) { id } }", json!({"id": id})).await;
+    assert_eq!(v["errors"][0]["extensions"]["status"], 412, "{v}");
+    let (_, v) = graphql(&s, &s.key_admin, "mutation { createKey(input: {name: \"bad name\"}) { secret } }", json!({})).await;
+    assert_eq!(v["errors"][0]["extensions"]["param"], "name", "{v}");
+    // Another tenant sees nothing of it.
+    let (_, v) = graphql(&s, &s.key_b_admin, "query($id: ID!) { key(id: $id) { id } keys { nodes { id } } }", json!({"id": id})).await;
+    assert!(v["data"]["key"].is_null(), "{v}");
+    assert!(v["data"]["keys"]["nodes"].as_array().unwrap().iter().all(|k| k["id"] != id.as_str()));
+    let (_, v) = graphql(&s, &s.key_b_admin, "mutation($id: ID!) { revokeKey(id: $id) { id } }", json!({"id": id})).await;
+    assert_eq!(v["errors"][0]["extensions"]["status"], 404, "{v}");
+    // Expensive or probing queries are refused.
+    let aliases: String = (0..21).map(|i| format!("a{i}: keys {{ hasMore }} ")).collect();
+    let (status, v) = graphql(&s, &s.key_admin, &format!("{{ {aliases} }}"), json!({})).await;
+    assert_eq!(status, 400, "21 aliases: {v}");
+    let complex: String = (0..15).map(|i| format!("c{i}: keys {{ nodes {{ id name prefix roles source createdAt createdBy expiresAt revokedAt version }} hasMore nextCursor }} ")).collect();
+    let (_, v) = graphql(&s, &s.key_admin, &format!("{{ {complex} }}"), json!({})).await;
+    assert!(v["errors"][0]["message"].as_str().unwrap().to_lowercase().contains("complex"), "{v}");
+    let deep = format!("{{ keys {{ nodes {}{} }} }}", "{ a ".repeat(9), "}".repeat(9));
+    let (_, v) = graphql(&s, &s.key_admin, &deep, json!({})).await;
+    assert!(v["errors"].as_array().is_some_and(|e| !e.is_empty()) && v["data"].is_null(), "{v}");
+    let (_, v) = graphql(&s, &s.key_admin, "{ __schema { types { name } } }", json!({})).await;
+    assert!(v["data"]["__schema"].is_null(), "introspection is off: nothing of the schema is revealed: {v}");
+    let (_, v) = graphql(&s, &s.key_admin, "{ keys { nope } }", json!({})).await;
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("nope"), "the error names the field: {v}");
+    let (status, _, _) = send(&s, reqwest::Method::POST, "/v1/graphql", &s.key_admin, Some(json!([{"query": "{ keys { hasMore } }"}])), &[]).await;
+    assert_eq!(status, 400, "no batches");
+    let (status, _, _) = send(&s, reqwest::Method::POST, "/v1/graphql", &s.key_chat_only, Some(json!({"query": "{ keys { hasMore } }"})), &[]).await;
+    assert_eq!(status, 403, "a chat-only role may not use admin routes");
+}
